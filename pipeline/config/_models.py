@@ -1,0 +1,178 @@
+"""Typed configuration: the single shape every YAML file is validated against.
+
+Pure: no engine imports. Relative paths resolve against the project root passed in the
+validation context (see :func:`pipeline.config.load_config`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+ROOT_CONTEXT_KEY = "root"
+
+
+def _resolve_against_root(value: Path, info: ValidationInfo) -> Path:
+    root = (info.context or {}).get(ROOT_CONTEXT_KEY)
+    if value.is_absolute() or root is None:
+        return value
+    return (Path(root) / value).resolve()
+
+
+ProjectPath = Annotated[Path, AfterValidator(_resolve_against_root)]
+"""A path that, when relative, resolves against the project root."""
+
+_MEMORY = re.compile(r"^[1-9][0-9]*[kmgt]?$", re.IGNORECASE)
+_RAY_ADDRESS = re.compile(r"^(auto|ray://[^\s:/]+:\d+|[^\s:/]+:\d+)$")
+_SQLITE_PREFIX = "sqlite:///"
+
+GeneratorName = Literal["classification", "regression", "clustering", "recommendation", "breast_cancer"]
+TableFormat = Literal["delta", "parquet", "csv"]
+WriteMode = Literal["append", "overwrite"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RayConfig(_Section):
+    """Where Ray runs: a local cluster started for the job (``address: null``) or an existing one."""
+
+    address: str | None = Field(
+        default=None, description="null starts a local Ray; 'auto', 'host:port' or 'ray://host:port' joins one"
+    )
+    namespace: str = Field(default="ml-pipeline", min_length=1)
+    dashboard: bool = True
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(default=8265, ge=1, le=65535)
+    num_cpus: int | None = Field(default=None, gt=0, description="CPUs of a local Ray (default: all)")
+
+    @field_validator("address")
+    @classmethod
+    def _address_form(cls, value: str | None) -> str | None:
+        if value is not None and not _RAY_ADDRESS.match(value):
+            raise ValueError(f"{value!r} is not null, 'auto', 'host:port' or 'ray://host:port'")
+        return value
+
+
+class SparkConfig(_Section):
+    """The Spark application RayDP starts inside Ray."""
+
+    app_name: str = Field(default="ml-pipeline", min_length=1)
+    num_executors: int = Field(default=1, gt=0, le=1024)
+    executor_cores: int = Field(default=1, gt=0, le=256)
+    executor_memory: str = Field(default="2g", description="JVM size such as 512m or 2g")
+    configs: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("executor_memory")
+    @classmethod
+    def _memory_form(cls, value: str) -> str:
+        if not _MEMORY.match(value):
+            raise ValueError(f"{value!r} is not a JVM memory size such as 512m, 2g or 1t")
+        return value.lower()
+
+    @field_validator("configs")
+    @classmethod
+    def _spark_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [key for key in value if not key.startswith("spark.")]
+        if bad:
+            raise ValueError(f"keys must start with 'spark.', got {bad}")
+        return value
+
+
+class TableSource(_Section):
+    """A table on disk: Delta (with optional time travel), Parquet or CSV."""
+
+    format: TableFormat = "delta"
+    path: ProjectPath
+    version: int | None = Field(default=None, ge=0, description="Delta version to read; null = latest")
+    options: dict[str, str] = Field(
+        default_factory=dict, description="reader options, e.g. {header: 'true'} for CSV"
+    )
+
+    @model_validator(mode="after")
+    def _version_needs_delta(self) -> TableSource:
+        if self.version is not None and self.format != "delta":
+            raise ValueError(f"version={self.version} needs format 'delta', not {self.format!r}")
+        return self
+
+
+class GeneratedData(_Section):
+    """A deterministic demo data set produced in Spark (or a real one shipped by scikit-learn)."""
+
+    generator: GeneratorName = "classification"
+    rows: int = Field(default=100_000, gt=0, le=10_000_000_000)
+    seed: int = 42
+
+
+class IngestConfig(_Section):
+    """What `ingest` writes into ``data.source``: generated rows or another table's rows."""
+
+    generate: GeneratedData | None = None
+    input: TableSource | None = None
+    mode: WriteMode = "overwrite"
+    partition_by: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> IngestConfig:
+        if self.generate is not None and self.input is not None:
+            raise ValueError("give either 'generate' or 'input', not both")
+        if self.generate is None and self.input is None:
+            return self.model_copy(update={"generate": GeneratedData()})
+        return self
+
+
+class SplitConfig(_Section):
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    seed: int = 42
+
+
+class DataConfig(_Section):
+    source: TableSource
+    label: str | None = Field(default="label", min_length=1)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+
+
+class ModelConfig(_Section):
+    algorithm: str = Field(default="random_forest", min_length=1)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrackingConfig(_Section):
+    """MLflow: a sqlite store under the project by default; any tracking URI works."""
+
+    uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_location: ProjectPath = Path("mlruns/artifacts")
+    experiment: str = Field(default="demo", min_length=1)
+    registered_model: str = Field(default="demo-classifier", min_length=1)
+
+    @field_validator("uri")
+    @classmethod
+    def _absolute_sqlite(cls, value: str, info: ValidationInfo) -> str:
+        if not value.startswith(_SQLITE_PREFIX):
+            return value
+        db_path = _resolve_against_root(Path(value[len(_SQLITE_PREFIX) :]), info)
+        return f"{_SQLITE_PREFIX}{db_path}"
+
+
+class PipelineConfig(_Section):
+    """The whole job. ``root`` is the project root every relative path resolves against."""
+
+    root: Path = Path(".")
+    ray: RayConfig = Field(default_factory=RayConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)

@@ -1,0 +1,22 @@
+"""Starting and stopping the engines: Java 17, Ray, and Spark inside Ray through RayDP."""
+
+from pipeline.runtime._java import JavaNotFoundError, JavaRuntime, activate_java, find_java
+from pipeline.runtime._session import (
+    JAVA17_OPTIONS,
+    Runtime,
+    prepare_process_environment,
+    ray_init_kwargs,
+    spark_configs,
+)
+
+__all__ = [
+    "JAVA17_OPTIONS",
+    "JavaNotFoundError",
+    "JavaRuntime",
+    "Runtime",
+    "activate_java",
+    "find_java",
+    "prepare_process_environment",
+    "ray_init_kwargs",
+    "spark_configs",
+]

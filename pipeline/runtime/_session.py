@@ -1,0 +1,210 @@
+"""The one place that starts (and always stops) Ray and Spark-on-Ray."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+from pipeline._console import Console
+from pipeline.config import PipelineConfig, RayConfig, SparkConfig
+from pipeline.runtime._java import JavaRuntime, activate_java, find_java
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+# Java 17 closes these packages; Spark and RayDP's app master reflect into them (STACK.md).
+_OPENED_PACKAGES = (
+    "java.lang",
+    "java.lang.invoke",
+    "java.io",
+    "java.net",
+    "java.nio",
+    "java.math",
+    "java.text",
+    "java.util",
+    "java.util.concurrent",
+    "java.util.concurrent.atomic",
+    "sun.nio.ch",
+    "sun.nio.cs",
+    "sun.security.action",
+    "sun.util.calendar",
+)
+JAVA17_OPTIONS = " ".join(
+    ["-XX:+IgnoreUnrecognizedVMOptions", *(f"--add-opens=java.base/{p}=ALL-UNNAMED" for p in _OPENED_PACKAGES)]
+)
+_JAVA_OPTION_KEYS = (
+    "spark.driver.extraJavaOptions",
+    "spark.executor.extraJavaOptions",
+    "spark.ray.raydp_app_master.extraJavaOptions",
+)
+# Defaults the user may override in spark.configs.
+_DEFAULT_SPARK_CONFIGS: dict[str, str] = {
+    "spark.ui.showConsoleProgress": "true",
+    "spark.sql.session.timeZone": "UTC",
+}
+# Always set: delta-rs cannot read back the INT96 timestamps Spark writes by default.
+_REQUIRED_SPARK_CONFIGS: dict[str, str] = {
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+
+
+def spark_configs(spark: SparkConfig, local: bool) -> dict[str, str]:
+    """Every Spark setting RayDP is started with: defaults, the user's, then what must hold."""
+    merged = dict(_DEFAULT_SPARK_CONFIGS)
+    if local:
+        # Bind the driver (and so the Spark UI) to loopback: secure by default on a local cluster.
+        merged["spark.driver.bindAddress"] = "127.0.0.1"
+        merged["spark.driver.host"] = "127.0.0.1"
+    merged.update({key: _spark_value(value) for key, value in spark.configs.items()})
+    for key in _JAVA_OPTION_KEYS:
+        merged[key] = f"{merged[key]} {JAVA17_OPTIONS}" if key in merged else JAVA17_OPTIONS
+    merged.update(_REQUIRED_SPARK_CONFIGS)
+    return merged
+
+
+def _spark_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def prepare_process_environment(java: JavaRuntime) -> None:
+    """Environment every process started from here inherits: Java 17 and this interpreter for PySpark."""
+    activate_java(java)
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+
+
+def ray_init_kwargs(ray_config: RayConfig) -> dict[str, Any]:
+    """Arguments for ``ray.init``: a local cluster gets resources and dashboard settings, a remote one not."""
+    kwargs: dict[str, Any] = {
+        "namespace": ray_config.namespace,
+        "logging_level": logging.WARNING,
+        "log_to_driver": False,
+    }
+    if ray_config.address is not None:
+        kwargs["address"] = ray_config.address
+        return kwargs
+    kwargs.update(
+        include_dashboard=ray_config.dashboard,
+        dashboard_host=ray_config.dashboard_host,
+        dashboard_port=ray_config.dashboard_port,
+    )
+    if ray_config.num_cpus is not None:
+        kwargs["num_cpus"] = ray_config.num_cpus
+    return kwargs
+
+
+class Runtime:
+    """Context manager owning Ray and (optionally) a RayDP Spark session for one job.
+
+    It stops what it started on normal exit, on errors, on Ctrl-C and on SIGTERM.
+    """
+
+    def __init__(self, config: PipelineConfig, *, start_spark: bool = True, console: Console | None = None):
+        self.config = config
+        self.start_spark = start_spark
+        self.console = console or Console()
+        self.java: JavaRuntime | None = None
+        self.dashboard_url: str | None = None
+        self.spark_ui_url: str | None = None
+        self._spark: SparkSession | None = None
+        self._ray_started = False
+        self._previous_sigterm: Callable[[int, FrameType | None], Any] | int | None = None
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            raise RuntimeError("Spark is not running: create Runtime(..., start_spark=True) and enter it")
+        return self._spark
+
+    def __enter__(self) -> Runtime:
+        self._install_sigterm_handler()
+        try:
+            self._start()
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop()
+
+    def _start(self) -> None:
+        import ray
+
+        self.java = find_java()
+        prepare_process_environment(self.java)
+        self.console.step(f"Java {self.java.version} from {self.java.origin} ({self.java.home})")
+        ray_config = self.config.ray
+        where = ray_config.address or "a local cluster"
+        with self.console.timed(f"Starting Ray ({where})"):
+            context = ray.init(**ray_init_kwargs(ray_config))
+        self._ray_started = True
+        dashboard = getattr(context, "dashboard_url", None)
+        self.dashboard_url = f"http://{dashboard}" if dashboard else None
+        if self.dashboard_url:
+            self.console.step(f"Ray dashboard: {self.dashboard_url}")
+        if self.start_spark:
+            self._start_spark(local=ray_config.address is None)
+
+    def _start_spark(self, local: bool) -> None:
+        import raydp
+
+        spark_config = self.config.spark
+        if local:
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        with self.console.timed(
+            f"Starting Spark in Ray ({spark_config.num_executors} executor(s) x "
+            f"{spark_config.executor_cores} core(s), {spark_config.executor_memory})"
+        ):
+            self._spark = raydp.init_spark(
+                app_name=spark_config.app_name,
+                num_executors=spark_config.num_executors,
+                executor_cores=spark_config.executor_cores,
+                executor_memory=spark_config.executor_memory,
+                configs=spark_configs(spark_config, local=local),
+            )
+        self._spark.sparkContext.setLogLevel("WARN")
+        self.spark_ui_url = self._spark.sparkContext.uiWebUrl
+        if self.spark_ui_url:
+            self.console.step(f"Spark UI: {self.spark_ui_url}")
+
+    def _stop(self) -> None:
+        try:
+            if self._spark is not None:
+                import raydp
+
+                self._spark = None
+                raydp.stop_spark()
+        finally:
+            if self._ray_started:
+                import ray
+
+                self._ray_started = False
+                ray.shutdown()
+            self._restore_sigterm_handler()
+
+    def _install_sigterm_handler(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous_sigterm = signal.getsignal(signal.SIGTERM)
+
+        def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+    def _restore_sigterm_handler(self) -> None:
+        if self._previous_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
