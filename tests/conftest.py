@@ -71,3 +71,40 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def spark(runtime: Any) -> Any:
     return runtime.spark
+
+
+# Small versions of the example data sets, written once per session (rows per generator).
+LAKE_ROWS = {"classification": 4000, "regression": 3000, "clustering": 2000, "recommendation": 8000}
+
+
+def example_config(name: str, root: Path, **sections: Any) -> PipelineConfig:
+    """``config/examples/<name>.yaml`` rooted at ``root`` (its data in ``root/data/demo``), small data,
+    MLflow in ``root/mlruns``; ``sections`` are merged over the file's."""
+    import yaml
+
+    from pipeline.algorithms import check_model
+
+    raw = yaml.safe_load((PROJECT_ROOT / "config" / "examples" / f"{name}.yaml").read_text())
+    raw["root"] = str(root)
+    generate = raw["data"]["ingest"]["generate"]
+    if generate["generator"] in LAKE_ROWS:
+        generate["rows"] = LAKE_ROWS[generate["generator"]]
+    for section, value in sections.items():
+        raw[section] = {**raw.get(section, {}), **value}
+    return config_from_dict(raw, base_dir=root, environ={}, checks=[check_model])
+
+
+@pytest.fixture(scope="session")
+def lake(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project root whose data/demo holds every example's (small) table."""
+    from pipeline.algorithms import ALGORITHMS
+    from pipeline.data import ingest
+
+    root = tmp_path_factory.mktemp("lake")
+    written: set[Path] = set()
+    for name in ALGORITHMS:
+        config = example_config(name, root)
+        if config.data.source.path not in written:
+            ingest(spark, config.data)
+            written.add(config.data.source.path)
+    return root

@@ -1,32 +1,46 @@
 """Typed, validated configuration. Pure: imports no engine and nothing else of the pipeline."""
 
-from pipeline.config._loader import ENV_PREFIX, ConfigError, config_from_dict, load_config
+from pipeline.config._loader import ENV_PREFIX, ConfigCheck, ConfigError, Problem, config_from_dict, load_config
 from pipeline.config._models import (
+    AutoFeatures,
+    ColumnFeature,
     DataConfig,
+    EvaluationConfig,
+    FeaturesConfig,
     GeneratedData,
     IngestConfig,
     ModelConfig,
     PipelineConfig,
     RayConfig,
+    SelectionConfig,
     SparkConfig,
     SplitConfig,
     TableSource,
     TrackingConfig,
+    UnivariateSelection,
 )
 
 __all__ = [
     "ENV_PREFIX",
+    "AutoFeatures",
+    "ColumnFeature",
+    "ConfigCheck",
     "ConfigError",
     "DataConfig",
+    "EvaluationConfig",
+    "FeaturesConfig",
     "GeneratedData",
     "IngestConfig",
     "ModelConfig",
     "PipelineConfig",
+    "Problem",
     "RayConfig",
+    "SelectionConfig",
     "SparkConfig",
     "SplitConfig",
     "TableSource",
     "TrackingConfig",
+    "UnivariateSelection",
     "config_from_dict",
     "load_config",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,18 @@ class ConfigError(ValueError):
         self.problems = problems
 
 
-def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> PipelineConfig:
-    """Read, override from the environment and validate the config at ``path``.
+Problem = tuple[str, Any, str]
+"""``(dotted field, bad value, rule)``"""
+ConfigCheck = Callable[[PipelineConfig], list[Problem]]
+"""A check beyond the schema (e.g. against the algorithm registry), run after validation."""
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
+    checks: Sequence[ConfigCheck] = (),
+) -> PipelineConfig:
+    """Read, override from the environment and validate the config at ``path``, then run ``checks``.
 
     ``root`` in the file (default ``.``) is taken relative to the file's folder, and every other
     relative path in the config relative to that root.
@@ -46,7 +56,7 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError([f"{file}: the top level must be a mapping of sections, got {type(raw).__name__}"])
-    return config_from_dict(raw, base_dir=file.resolve().parent, origin=str(file), environ=environ)
+    return config_from_dict(raw, base_dir=file.resolve().parent, origin=str(file), environ=environ, checks=checks)
 
 
 def config_from_dict(
@@ -54,6 +64,7 @@ def config_from_dict(
     base_dir: Path,
     origin: str = "<config>",
     environ: Mapping[str, str] | None = None,
+    checks: Sequence[ConfigCheck] = (),
 ) -> PipelineConfig:
     """Validate an already parsed config; relative paths resolve against ``base_dir / root``."""
     merged, from_env = _apply_env_overrides(dict(raw), os.environ if environ is None else environ)
@@ -63,9 +74,18 @@ def config_from_dict(
     root = (base_dir / Path(root_value)).resolve()
     merged["root"] = str(root)
     try:
-        return PipelineConfig.model_validate(merged, context={ROOT_CONTEXT_KEY: root})
+        config = PipelineConfig.model_validate(merged, context={ROOT_CONTEXT_KEY: root})
     except ValidationError as error:
         raise ConfigError(_explain(error, origin, from_env)) from None
+    problems = [problem for check in checks for problem in check(config)]
+    if problems:
+        raise ConfigError(
+            [
+                f"{origin}: {field} = {_short(value)}{_env_note(field, from_env)}: {rule}"
+                for field, value, rule in problems
+            ]
+        )
+    return config
 
 
 def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -99,9 +119,12 @@ def _explain(error: ValidationError, origin: str, from_env: Mapping[str, str]) -
         elif item["type"] == "missing":
             rule = "required field is missing"
         value = "" if item["type"] == "missing" else f" = {_short(item.get('input'))}"
-        source = f" (from env {from_env[dotted]})" if dotted in from_env else ""
-        lines.append(f"{origin}: {dotted}{value}{source}: {rule}")
+        lines.append(f"{origin}: {dotted}{value}{_env_note(dotted, from_env)}: {rule}")
     return lines
+
+
+def _env_note(dotted: str, from_env: Mapping[str, str]) -> str:
+    return f" (from env {from_env[dotted]})" if dotted in from_env else ""
 
 
 def _allowed_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:

@@ -156,9 +156,73 @@ class DataConfig(_Section):
     ingest: IngestConfig = _defaults()
 
 
+FeatureKind = Literal["numeric", "categorical", "hashed", "text", "vector", "drop"]
+
+
+class ColumnFeature(_Section):
+    """How one input column becomes features."""
+
+    type: FeatureKind
+    impute: Literal["mean", "median", "mode", "constant"] = Field(
+        default="mean", description="numeric: how nulls are filled"
+    )
+    fill_value: float | None = Field(default=None, description="numeric: the value for impute: constant")
+    scale: Literal["standard", "minmax", "none"] = Field(default="standard", description="numeric scaling")
+    buckets: int | None = Field(default=None, ge=2, le=10_000, description="numeric: quantile buckets instead")
+    num_features: int = Field(default=1024, ge=2, le=1 << 24, description="hashed/text: hash space size")
+    min_doc_freq: int = Field(default=0, ge=0, description="text: IDF minimum document frequency")
+
+    @model_validator(mode="after")
+    def _fill_value_with_constant(self) -> ColumnFeature:
+        if self.impute == "constant" and self.fill_value is None:
+            raise ValueError("impute 'constant' needs a fill_value")
+        return self
+
+
+class AutoFeatures(_Section):
+    """Rules for inferring the role of every column that is not declared."""
+
+    max_categories: int = Field(default=50, ge=2, description="more distinct strings than this are hashed")
+    hashed_features: int = Field(default=1024, ge=2, le=1 << 24)
+    id_fraction: float = Field(default=0.9, gt=0.0, le=1.0, description="distinct/rows above this: id-like")
+    text_min_tokens: float = Field(default=3.0, gt=0.0, description="mean words per value above this: text")
+    numeric_as_categorical: int = Field(
+        default=0, ge=0, description="integer columns with at most this many distinct values are categorical"
+    )
+    sample_rows: int = Field(default=100_000, ge=100)
+
+
+class UnivariateSelection(_Section):
+    mode: Literal["numTopFeatures", "percentile", "fpr", "fdr", "fwe"] = "numTopFeatures"
+    threshold: float = Field(default=50, gt=0)
+
+
+class SelectionConfig(_Section):
+    variance_threshold: float | None = Field(default=None, ge=0.0)
+    univariate: UnivariateSelection | None = None
+
+
+class FeaturesConfig(_Section):
+    """Declared columns, plus inference for the rest (``infer``), plus optional selection."""
+
+    columns: dict[str, ColumnFeature] = Field(default_factory=dict)
+    infer: bool = Field(default=True, description="infer the role of columns not declared or dropped")
+    drop: list[str] = Field(default_factory=list)
+    auto: AutoFeatures = _defaults()
+    selection: SelectionConfig | None = None
+
+
 class ModelConfig(_Section):
     algorithm: str = Field(default="random_forest", min_length=1)
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    user_column: str = Field(default="user_id", min_length=1, description="als: the user id column")
+    item_column: str = Field(default="item_id", min_length=1, description="als: the item id column")
+
+
+class EvaluationConfig(_Section):
+    cv_folds: int | None = Field(default=None, ge=2, le=20, description="k-fold CV on the training split")
+    ranking_k: int = Field(default=10, ge=1, le=1000, description="als: k of precision@k and NDCG@k")
+    relevant_rating: float = Field(default=4.0, description="als: a test rating at least this is relevant")
 
 
 class TrackingConfig(_Section):
@@ -168,6 +232,9 @@ class TrackingConfig(_Section):
     artifact_location: ProjectPath = Path("mlruns/artifacts")
     experiment: str = Field(default="demo", min_length=1)
     registered_model: str = Field(default="demo-classifier", min_length=1)
+    alias: Literal["auto", "champion", "challenger", "none"] = Field(
+        default="auto", description="auto: champion for the first version, challenger after"
+    )
 
     @field_validator("uri")
     @classmethod
@@ -185,5 +252,7 @@ class PipelineConfig(_Section):
     ray: RayConfig = _defaults()
     spark: SparkConfig = _defaults()
     data: DataConfig
+    features: FeaturesConfig = _defaults()
     model: ModelConfig = _defaults()
+    evaluation: EvaluationConfig = _defaults()
     tracking: TrackingConfig = _defaults()

@@ -1,0 +1,116 @@
+"""Evaluate predictions with Spark's evaluators, and the trivial baselines a model must beat."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pipeline.evaluation._metrics import majority_class_baseline
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+
+def _score(evaluator_class: Any, data: DataFrame, **params: Any) -> float:
+    """One evaluator's metric (params as Spark names them)."""
+    return float(evaluator_class(**params).evaluate(data))
+
+
+_MULTICLASS = {
+    "accuracy": "accuracy",
+    "f1": "f1",
+    "weighted_precision": "weightedPrecision",
+    "weighted_recall": "weightedRecall",
+    "log_loss": "logLoss",
+}
+
+
+def classification_metrics(predictions: DataFrame, label: str, binary: bool) -> dict[str, float]:
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator, MulticlassClassificationEvaluator
+
+    metrics: dict[str, float] = {}
+    if binary:
+        for name, spark_name in (("auc_roc", "areaUnderROC"), ("auc_pr", "areaUnderPR")):
+            metrics[name] = _score(
+                BinaryClassificationEvaluator,
+                predictions,
+                labelCol=label,
+                # Scores by probability: trees' rawPrediction holds leaf counts, which do not rank rows.
+                rawPredictionCol="probability" if "probability" in predictions.columns else "rawPrediction",
+                metricName=spark_name,
+            )
+    for name, spark_name in _MULTICLASS.items():
+        if name == "log_loss" and "probability" not in predictions.columns:
+            continue
+        metrics[name] = _score(
+            MulticlassClassificationEvaluator, predictions, labelCol=label, metricName=spark_name
+        )
+    return metrics
+
+
+def regression_metrics(predictions: DataFrame, label: str) -> dict[str, float]:
+    from pyspark.ml.evaluation import RegressionEvaluator
+
+    return {
+        name: RegressionEvaluator(labelCol=label, metricName=name).evaluate(predictions)
+        for name in ("rmse", "mae", "r2")
+    }
+
+
+def clustering_metrics(predictions: DataFrame, features: str, prediction: str = "prediction") -> dict[str, float]:
+    from pyspark.ml.evaluation import ClusteringEvaluator
+
+    if predictions.select(prediction).distinct().count() < 2:
+        return {"silhouette": 0.0}  # one cluster: silhouette is undefined, and no better than chance
+    evaluator = ClusteringEvaluator(featuresCol=features, predictionCol=prediction, metricName="silhouette")
+    return {"silhouette": evaluator.evaluate(predictions)}
+
+
+def ranking_metrics(
+    als_model: Any, test: DataFrame, user: str, item: str, rating: str, k: int, relevant: float
+) -> dict[str, float]:
+    """precision@k and NDCG@k of the model's top-k items against each test user's relevant items."""
+    from pyspark.ml.evaluation import RankingEvaluator
+    from pyspark.sql import functions as F
+
+    truth = (
+        test.where(F.col(rating) >= relevant)
+        .groupBy(user)
+        .agg(F.collect_list(F.col(item).cast("double")).alias("relevant"))
+    )
+    if truth.limit(1).count() == 0:
+        return {}
+    recommended = als_model.recommendForUserSubset(truth.select(user), k).select(
+        user, F.col("recommendations").getField(item).cast("array<double>").alias("recommended")
+    )
+    joined = truth.join(recommended, on=user, how="inner")
+    metrics = {}
+    for name, spark_name in (("precision_at_k", "precisionAtK"), ("ndcg_at_k", "ndcgAtK")):
+        metrics[name] = _score(
+            RankingEvaluator, joined, predictionCol="recommended", labelCol="relevant", metricName=spark_name, k=k
+        )
+    return metrics
+
+
+def baseline_metrics(
+    task: str, train: DataFrame, test: DataFrame, label: str | None, **extra: Any
+) -> dict[str, float]:
+    """What a trivial model scores: majority class, mean predictor, random clusters, global mean rating."""
+    from pyspark.sql import functions as F
+
+    if task == "classification":
+        assert label is not None
+        train_counts = {r[0]: r[1] for r in train.groupBy(label).count().collect()}
+        test_counts = {r[0]: r[1] for r in test.groupBy(label).count().collect()}
+        return majority_class_baseline(train_counts, test_counts)
+    if task in ("regression", "recommendation"):
+        assert label is not None
+        mean = train.agg(F.avg(label)).first()[0]  # type: ignore[index]
+        deviation = F.col(label) - F.lit(mean)
+        row = test.agg(F.sqrt(F.avg(deviation * deviation)), F.avg(F.abs(deviation))).first()
+        assert row is not None
+        return {"rmse": row[0], "mae": row[1]} if task == "regression" else {"rmse": row[0]}
+    if task == "clustering":
+        k, features = extra["k"], extra["features"]
+        random = test.withColumn("random_cluster", F.floor(F.rand(seed=1) * k).cast("int"))
+        return clustering_metrics(random, features, prediction="random_cluster")
+    raise ValueError(f"unknown task {task!r}")

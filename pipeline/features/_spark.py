@@ -1,0 +1,245 @@
+"""The Spark side of features: profile columns in one pass, and turn a spec into Spark ML stages."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipeline.config import ColumnFeature, SelectionConfig
+from pipeline.features._inference import ColumnProfile, FeatureSpec, ValueKind
+
+if TYPE_CHECKING:
+    from pyspark.ml import Transformer
+    from pyspark.sql import DataFrame
+    from pyspark.sql.types import DataType
+
+FEATURES_COL = "features"
+_SUFFIX = "__"  # marks columns the stages add, so they never clash with the user's
+
+
+def value_kind(data_type: DataType) -> ValueKind:
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql import types as T
+
+    if isinstance(data_type, T.BooleanType):
+        return "boolean"
+    if isinstance(data_type, T.ByteType | T.ShortType | T.IntegerType | T.LongType):
+        return "integer"
+    if isinstance(data_type, T.FloatType | T.DoubleType | T.DecimalType):
+        return "float"
+    if isinstance(data_type, T.StringType):
+        return "string"
+    if isinstance(data_type, T.DateType | T.TimestampType | T.TimestampNTZType):
+        return "temporal"
+    if isinstance(data_type, VectorUDT):
+        return "vector"
+    return "other"
+
+
+def profile_columns(df: DataFrame, columns: Sequence[str], sample_rows: int) -> list[ColumnProfile]:
+    """Null counts, approximate distinct counts and words per value, in a single Spark job."""
+    from pyspark.sql import functions as F
+
+    total = df.count()
+    frame = df.sample(fraction=min(1.0, sample_rows / total), seed=7) if total > sample_rows else df
+    kinds = {name: value_kind(df.schema[name].dataType) for name in columns}
+    aggregates = [F.count(F.lit(1)).alias("__rows")]
+    for name in columns:
+        column = F.col(f"`{name}`")
+        aggregates.append(F.sum(column.isNull().cast("long")).alias(f"{name}__nulls"))
+        if kinds[name] in ("vector", "other"):
+            continue
+        aggregates.append(F.approx_count_distinct(column, 0.02).alias(f"{name}__distinct"))
+        if kinds[name] == "string":
+            words = F.size(F.split(F.trim(column), r"\s+"))
+            aggregates.append(F.avg(F.when(column.isNotNull(), words)).alias(f"{name}__tokens"))
+    row = frame.agg(*aggregates).first()
+    assert row is not None  # an aggregate always yields one row
+    values = row.asDict()
+    rows = int(values["__rows"])
+    return [
+        ColumnProfile(
+            name=name,
+            kind=kinds[name],
+            rows=rows,
+            nulls=int(values[f"{name}__nulls"] or 0),
+            distinct=int(values.get(f"{name}__distinct") or (0 if kinds[name] != "vector" else 2)),
+            mean_tokens=values.get(f"{name}__tokens"),
+        )
+        for name in columns
+    ]
+
+
+@dataclass(frozen=True)
+class FeatureStages:
+    stages: list[Transformer | Any]
+    output_col: str
+    slot_aliases: dict[str, str]  # slot names Spark cannot know (scaled blocks) -> the source column
+
+
+def build_feature_stages(
+    spec: FeatureSpec,
+    schema_kinds: dict[str, ValueKind],
+    *,
+    non_negative: bool = False,
+    selection: SelectionConfig | None = None,
+    label_col: str | None = None,
+    label_is_categorical: bool = True,
+) -> FeatureStages:
+    """Spark ML stages that turn the spec's columns into one (sparse where it can be) vector column.
+
+    Unseen categories at scoring time go to an extra "unknown" slot (``handleInvalid="keep"``).
+    ``non_negative`` forces min-max scaling (for multinomial naive Bayes).
+    """
+    from pyspark.ml.feature import (
+        IDF,
+        FeatureHasher,
+        HashingTF,
+        Imputer,
+        MinMaxScaler,
+        OneHotEncoder,
+        QuantileDiscretizer,
+        RegexTokenizer,
+        SQLTransformer,
+        StandardScaler,
+        StringIndexer,
+        UnivariateFeatureSelector,
+        VarianceThresholdSelector,
+        VectorAssembler,
+    )
+
+    stages: list[Any] = []
+    assembled: list[str] = []
+    casts: list[str] = []
+
+    def cast(name: str, expression: str) -> str:
+        out = f"{name}{_SUFFIX}{len(casts)}"
+        casts.append(f"{expression} AS `{out}`")
+        return out
+
+    numeric: dict[str, ColumnFeature] = {}
+    categorical: list[str] = []
+    hashed: dict[int, list[str]] = defaultdict(list)
+    for name, feature in spec.columns.items():
+        kind = schema_kinds[name]
+        if feature.type == "numeric":
+            numeric[name if kind != "boolean" else cast(name, f"CAST(`{name}` AS DOUBLE)")] = feature
+        elif feature.type == "categorical":
+            categorical.append(name if kind != "boolean" else cast(name, f"CAST(`{name}` AS STRING)"))
+        elif feature.type == "hashed":
+            hashed[feature.num_features].append(name)
+        elif feature.type == "text":
+            text = cast(name, f"COALESCE(`{name}`, '')")
+            tokens, tf, idf = (f"{name}{_SUFFIX}{part}" for part in ("tokens", "tf", "tfidf"))
+            stages += [
+                RegexTokenizer(inputCol=text, outputCol=tokens, pattern=r"\W+", minTokenLength=2),
+                HashingTF(inputCol=tokens, outputCol=tf, numFeatures=feature.num_features),
+                IDF(inputCol=tf, outputCol=idf, minDocFreq=feature.min_doc_freq),
+            ]
+            assembled.append(idf)
+        elif feature.type == "vector":
+            assembled.append(name)
+    if casts:
+        stages.insert(0, SQLTransformer(statement=f"SELECT *, {', '.join(casts)} FROM __THIS__"))
+
+    # Numeric: impute (grouped by strategy), then bucketize or scale.
+    imputed: dict[str, str] = {}
+    by_strategy: dict[str, list[str]] = defaultdict(list)
+    constants: list[str] = []
+    for name, feature in numeric.items():
+        imputed[name] = f"{name}{_SUFFIX}imputed"
+        if feature.impute == "constant":
+            constants.append(f"COALESCE(CAST(`{name}` AS DOUBLE), {feature.fill_value!r}) AS `{imputed[name]}`")
+        else:
+            by_strategy[feature.impute].append(name)
+    if constants:
+        stages.append(SQLTransformer(statement=f"SELECT *, {', '.join(constants)} FROM __THIS__"))
+    for strategy, names in by_strategy.items():
+        stages.append(Imputer(inputCols=names, outputCols=[imputed[n] for n in names], strategy=strategy))
+    scaled: dict[str, list[str]] = defaultdict(list)
+    aliases: dict[str, str] = {}
+    for name, feature in numeric.items():
+        if feature.buckets:
+            bucket = f"{name}{_SUFFIX}bucket"
+            stages.append(
+                QuantileDiscretizer(
+                    inputCol=imputed[name], outputCol=bucket, numBuckets=feature.buckets, handleInvalid="keep"
+                )
+            )
+            categorical_bucket = f"{name}{_SUFFIX}bucket_onehot"
+            stages.append(OneHotEncoder(inputCols=[bucket], outputCols=[categorical_bucket], handleInvalid="keep"))
+            assembled.append(categorical_bucket)
+            continue
+        scale: str = "minmax" if non_negative and feature.scale == "standard" else feature.scale
+        if non_negative and scale == "none":
+            scale = "minmax"
+        scaled[scale].append(imputed[name])
+    assembled += scaled.pop("none", [])
+    for scale, names in scaled.items():
+        raw, out = f"numeric{_SUFFIX}{scale}_raw", f"numeric{_SUFFIX}{scale}"
+        aliases.update({f"{out}_{i}": name.removesuffix(f"{_SUFFIX}imputed") for i, name in enumerate(names)})
+        stages.append(VectorAssembler(inputCols=names, outputCol=raw, handleInvalid="keep"))
+        if scale == "standard":
+            stages.append(StandardScaler(inputCol=raw, outputCol=out, withMean=True, withStd=True))
+        else:
+            stages.append(MinMaxScaler(inputCol=raw, outputCol=out))
+        assembled.append(out)
+
+    if categorical:
+        indexed = [f"{name}{_SUFFIX}index" for name in categorical]
+        encoded = [f"{name}{_SUFFIX}onehot" for name in categorical]
+        stages.append(
+            StringIndexer(
+                inputCols=categorical, outputCols=indexed, handleInvalid="keep", stringOrderType="frequencyDesc"
+            )
+        )
+        stages.append(OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep"))
+        assembled += encoded
+    for size, names in hashed.items():
+        out = f"hashed{_SUFFIX}{size}"
+        stages.append(FeatureHasher(inputCols=names, outputCol=out, numFeatures=size, categoricalCols=names))
+        assembled.append(out)
+
+    output = FEATURES_COL
+    use_variance = selection is not None and selection.variance_threshold is not None
+    use_univariate = selection is not None and selection.univariate is not None and label_col is not None
+    final_stage_out = f"{FEATURES_COL}{_SUFFIX}all" if (use_variance or use_univariate) else output
+    stages.append(VectorAssembler(inputCols=assembled, outputCol=final_stage_out, handleInvalid="keep"))
+    current = final_stage_out
+    if use_variance:
+        assert selection is not None and selection.variance_threshold is not None
+        nxt = output if not use_univariate else f"{FEATURES_COL}{_SUFFIX}variance"
+        stages.append(
+            VarianceThresholdSelector(
+                featuresCol=current, outputCol=nxt, varianceThreshold=selection.variance_threshold
+            )
+        )
+        current = nxt
+    if use_univariate:
+        assert selection is not None and selection.univariate is not None and label_col is not None
+        stages.append(
+            UnivariateFeatureSelector(
+                featuresCol=current,
+                outputCol=output,
+                labelCol=label_col,
+                selectionMode=selection.univariate.mode,
+            )
+            .setFeatureType("continuous")
+            .setLabelType("categorical" if label_is_categorical else "continuous")
+            .setSelectionThreshold(selection.univariate.threshold)
+        )
+    return FeatureStages(stages=stages, output_col=output, slot_aliases=aliases)
+
+
+def slot_names(df: DataFrame, column: str = FEATURES_COL, aliases: dict[str, str] | None = None) -> list[str]:
+    """Names of the vector's slots from Spark's ML attribute metadata (``f<i>`` where unknown)."""
+    metadata = df.schema[column].metadata.get("ml_attr", {})
+    size = int(metadata.get("num_attrs", 0))
+    names = [f"f{i}" for i in range(size)]
+    for group in metadata.get("attrs", {}).values():
+        for attribute in group:
+            if attribute["idx"] < size:
+                names[attribute["idx"]] = attribute.get("name", names[attribute["idx"]])
+    return [(aliases or {}).get(name, name) for name in names]

@@ -1,0 +1,250 @@
+"""MLflow: one run per training, the fitted Spark pipeline as a registered version, aliases, lineage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from pipeline.config import PipelineConfig, TrackingConfig
+from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from pipeline.training import TrainedModel
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_ARTIFACT = "model"
+LINEAGE_TAGS = ("data.path", "data.format", "data.delta_version", "data.rows", "config_hash")
+
+
+class RegistryError(PipelineError):
+    """A registry operation that cannot be done (unknown model or version, unreachable store)."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    run_id: str
+    experiment_id: str
+    model_name: str
+    version: str
+    alias: str | None
+    model_uri: str
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    version: str
+    aliases: list[str]
+    run_id: str
+    algorithm: str
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+def config_hash(config: PipelineConfig) -> str:
+    """A short, stable hash of the resolved config (what exactly was asked for)."""
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def connect(tracking: TrackingConfig) -> MlflowClient:
+    """Point MLflow at the configured store (creating a sqlite file's folder) and the experiment."""
+    import mlflow
+
+    if tracking.uri.startswith("sqlite:///"):
+        Path(tracking.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking.uri)
+    client = mlflow.MlflowClient(tracking_uri=tracking.uri)
+    experiment = client.get_experiment_by_name(tracking.experiment)
+    if experiment is None:
+        Path(tracking.artifact_location).mkdir(parents=True, exist_ok=True)
+        client.create_experiment(tracking.experiment, artifact_location=Path(tracking.artifact_location).as_uri())
+    mlflow.set_experiment(tracking.experiment)
+    return client
+
+
+def log_training(config: PipelineConfig, trained: TrainedModel, register: bool = True) -> Registration:
+    """Log one training as an MLflow run and (by default) register its model with an alias."""
+    import mlflow
+
+    client = connect(config.tracking)
+    prepared = trained.prepared
+    tags = {
+        **prepared.snapshot.lineage(),
+        "config_hash": config_hash(config),
+        "task": prepared.task,
+        "algorithm": prepared.algorithm.name,
+        "train_rows": str(trained.train_rows),
+        "test_rows": str(trained.test_rows),
+    }
+    with mlflow.start_run(run_name=f"train-{prepared.algorithm.name}", tags=tags) as run:
+        mlflow.log_params(
+            {
+                "algorithm": prepared.algorithm.name,
+                **{f"hp.{key}": value for key, value in prepared.hyperparameters.items()},
+                "test_fraction": config.data.split.test_fraction,
+                "split_seed": config.data.split.seed,
+                "cv_folds": config.evaluation.cv_folds or 0,
+                "feature_columns": len(prepared.input_columns),
+            }
+        )
+        mlflow.log_metrics(_flat_metrics(trained))
+        with _artifact_dir() as folder:
+            (folder / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+            if prepared.spec is not None:
+                spec = {"features": prepared.spec.as_config(), "reasons": prepared.spec.reasons}
+                spec["dropped"] = prepared.spec.dropped
+                (folder / "feature_spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+            if trained.weights:
+                (folder / "weights.json").write_text(
+                    json.dumps({"kind": trained.weights_kind, "top": trained.weights})
+                )
+            mlflow.log_artifacts(str(folder))
+        info = _log_spark_model(trained)
+        if not register:
+            return Registration(run.info.run_id, run.info.experiment_id, "", "", None, info.model_uri)
+        version = mlflow.register_model(info.model_uri, config.tracking.registered_model, tags=tags)
+        alias = _set_alias(client, config.tracking, version.version)
+        return Registration(
+            run_id=run.info.run_id,
+            experiment_id=run.info.experiment_id,
+            model_name=config.tracking.registered_model,
+            version=str(version.version),
+            alias=alias,
+            model_uri=f"models:/{config.tracking.registered_model}/{version.version}",
+        )
+
+
+def _flat_metrics(trained: TrainedModel) -> dict[str, float]:
+    metrics = {f"test_{name}": value for name, value in trained.metrics.items()}
+    metrics.update({f"baseline_{name}": value for name, value in trained.baseline.items()})
+    for name, (mean, std) in trained.cv.items():
+        metrics[f"cv_{name}_mean"] = mean
+        metrics[f"cv_{name}_std"] = std
+    metrics["train_seconds"] = trained.seconds
+    return metrics
+
+
+@contextmanager
+def _artifact_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="pipeline-artifacts-") as folder:
+        yield Path(folder)
+
+
+def _log_spark_model(trained: TrainedModel) -> Any:
+    """Log the PipelineModel with a signature and explicit requirements (fast: no JVM is started)."""
+    import mlflow
+    import pyspark
+    from mlflow.models import infer_signature
+
+    prepared = trained.prepared
+    sample = prepared.test.select(*prepared.input_columns).limit(20)
+    scored: Any = trained.model.transform(sample).toPandas()
+    output_cols = [c for c in ("prediction",) if c in scored.columns]
+    with warnings.catch_warnings():
+        # MLflow warns that integer columns cannot hold missing values; nulls are imputed by the pipeline.
+        warnings.simplefilter("ignore", UserWarning)
+        signature = infer_signature(scored[prepared.input_columns], scored[output_cols] if output_cols else None)
+    return mlflow.spark.log_model(
+        trained.model,
+        artifact_path=MODEL_ARTIFACT,
+        signature=signature,
+        pip_requirements=[f"pyspark=={pyspark.__version__}"],
+    )
+
+
+def _set_alias(client: MlflowClient, tracking: TrackingConfig, version: str) -> str | None:
+    """Apply the configured alias; if that fails, remove the new version so the registry stays consistent."""
+    try:
+        alias: str | None
+        if tracking.alias == "none":
+            alias = None
+        elif tracking.alias == "auto":
+            alias = CHALLENGER if _alias_version(client, tracking.registered_model, CHAMPION) else CHAMPION
+        else:
+            alias = tracking.alias
+        if alias is not None:
+            client.set_registered_model_alias(tracking.registered_model, alias, version)
+        return alias
+    except BaseException:
+        client.delete_model_version(tracking.registered_model, version)
+        raise
+
+
+def _alias_version(client: MlflowClient, model: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(model, alias).version)
+    except MlflowException:
+        return None
+
+
+def list_versions(tracking: TrackingConfig) -> list[VersionSummary]:
+    """Every registered version of the configured model, newest first, with aliases and test metrics."""
+    client = connect(tracking)
+    versions = client.search_model_versions(f"name = '{tracking.registered_model}'")
+    if not versions:
+        return []
+    aliases: dict[str, list[str]] = {}
+    for alias, version in client.get_registered_model(tracking.registered_model).aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
+    summaries = []
+    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        run = client.get_run(version.run_id) if version.run_id else None
+        metrics = {k: v for k, v in (run.data.metrics if run else {}).items() if k.startswith("test_")}
+        summaries.append(
+            VersionSummary(
+                version=str(version.version),
+                aliases=sorted(aliases.get(str(version.version), [])),
+                run_id=version.run_id or "",
+                algorithm=version.tags.get("algorithm", ""),
+                metrics=metrics,
+                tags=dict(version.tags),
+            )
+        )
+    return summaries
+
+
+def promote(tracking: TrackingConfig, version: str, alias: str = CHAMPION) -> str | None:
+    """Point ``alias`` at ``version``; return the version it pointed at before (None if unset)."""
+    client = connect(tracking)
+    known = {str(v.version) for v in client.search_model_versions(f"name = '{tracking.registered_model}'")}
+    if str(version) not in known:
+        raise RegistryError(
+            f"--version {version}: {tracking.registered_model!r} has versions {sorted(known, key=int) or 'none'}"
+        )
+    previous = _alias_version(client, tracking.registered_model, alias)
+    client.set_registered_model_alias(tracking.registered_model, alias, str(version))
+    if alias == CHAMPION and _alias_version(client, tracking.registered_model, CHALLENGER) == str(version):
+        client.delete_registered_model_alias(tracking.registered_model, CHALLENGER)
+    return previous
+
+
+def load_spark_model(tracking: TrackingConfig, reference: str) -> Any:
+    """The registered PipelineModel by version number or alias (``champion``, ``@challenger``)."""
+    import mlflow
+
+    connect(tracking)
+    reference = reference.removeprefix("@")
+    uri = (
+        f"models:/{tracking.registered_model}/{reference}"
+        if reference.isdigit()
+        else f"models:/{tracking.registered_model}@{reference}"
+    )
+    return mlflow.spark.load_model(uri)
+
+
+def version_lineage(summary: VersionSummary) -> Mapping[str, str]:
+    return {key: summary.tags[key] for key in LINEAGE_TAGS if key in summary.tags}

@@ -1,0 +1,296 @@
+"""Training: check the data, resolve features, fit the Spark pipeline, evaluate it against a baseline."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pipeline._console import Console
+from pipeline.algorithms import AlgorithmSpec, Task, get_algorithm
+from pipeline.config import PipelineConfig
+from pipeline.data import Snapshot, read_table
+from pipeline.errors import DataError
+from pipeline.evaluation import (
+    baseline_metrics,
+    classification_metrics,
+    clustering_metrics,
+    mean_and_std,
+    ranking_metrics,
+    regression_metrics,
+)
+from pipeline.features import (
+    FEATURES_COL,
+    FeatureSpec,
+    build_feature_stages,
+    infer_feature_spec,
+    profile_columns,
+    slot_names,
+    value_kind,
+)
+
+if TYPE_CHECKING:
+    from pyspark.ml import PipelineModel
+    from pyspark.sql import DataFrame, SparkSession
+
+_TOP_WEIGHTS = 15
+
+
+@dataclass
+class PreparedData:
+    """Checked data ready to train on: the split frames, the feature spec and what it came from."""
+
+    snapshot: Snapshot
+    task: Task
+    algorithm: AlgorithmSpec
+    hyperparameters: dict[str, Any]
+    label: str | None
+    train: DataFrame
+    test: DataFrame
+    spec: FeatureSpec | None  # None for ALS, which takes raw user/item columns
+    input_columns: list[str]
+    inferred: bool
+    label_classes: int | None = None
+    slot_aliases: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrainedModel:
+    prepared: PreparedData
+    model: PipelineModel
+    metrics: dict[str, float]
+    baseline: dict[str, float]
+    cv: dict[str, tuple[float, float]] = field(default_factory=dict)
+    weights: list[tuple[str, float]] = field(default_factory=list)
+    weights_kind: str | None = None
+    kept_features: list[str] | None = None
+    train_rows: int = 0
+    test_rows: int = 0
+    seconds: float = 0.0
+
+
+def prepare(spark: SparkSession, config: PipelineConfig, console: Console | None = None) -> PreparedData:
+    """Read the data, check it can train this algorithm, resolve the features, split. No fitting yet."""
+    console = console or Console(quiet=True)
+    algorithm = get_algorithm(config.model.algorithm)
+    hyperparameters = algorithm.merged(config.model.hyperparameters)
+    snapshot = read_table(spark, config.data.source)
+    frame = snapshot.df
+    where = f"{snapshot.path}" + (f" (Delta version {snapshot.version})" if snapshot.version is not None else "")
+    rows = snapshot.rows if snapshot.rows is not None else frame.count()
+    if rows == 0:
+        raise DataError(f"data.source: the table at {where} has no rows")
+    label = config.data.label if algorithm.task != "clustering" else None
+    if label is not None:
+        frame = _checked_label(frame, label, algorithm, where)
+    label_classes = None
+    if algorithm.task == "classification":
+        assert label is not None
+        label_classes = _check_classes(frame, label, algorithm, where)
+    if algorithm.task == "recommendation":
+        columns = [config.model.user_column, config.model.item_column]
+        _check_id_columns(frame, columns, where)
+        spec = None
+        input_columns = columns
+        inferred = False
+    else:
+        exclude = {label} if label else set()
+        candidates = [name for name in frame.columns if name not in exclude]
+        with console.timed(f"Profiling {len(candidates)} columns"):
+            profiles = profile_columns(frame, candidates, config.features.auto.sample_rows)
+        spec = infer_feature_spec(profiles, config.features, exclude)
+        input_columns = list(spec.columns)
+        inferred = any(reason != "declared" for reason in spec.reasons.values())
+    keep = input_columns + ([label] if label else [])
+    train, test = frame.select(*keep).randomSplit(
+        [1 - config.data.split.test_fraction, config.data.split.test_fraction], seed=config.data.split.seed
+    )
+    return PreparedData(
+        snapshot=snapshot,
+        task=algorithm.task,
+        algorithm=algorithm,
+        hyperparameters=hyperparameters,
+        label=label,
+        train=train,
+        test=test,
+        spec=spec,
+        input_columns=input_columns,
+        inferred=inferred,
+        label_classes=label_classes,
+    )
+
+
+def _checked_label(frame: DataFrame, label: str, algorithm: AlgorithmSpec, where: str) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    if label not in frame.columns:
+        raise DataError(f"data.label = {label!r}: no such column in {where}; columns: {frame.columns}")
+    kind = value_kind(frame.schema[label].dataType)
+    if kind not in ("integer", "float", "boolean"):
+        raise DataError(
+            f"data.label = {label!r}: {algorithm.name} needs a numeric label, the column holds {kind} values"
+        )
+    return frame.where(F.col(label).isNotNull()).withColumn(label, F.col(label).cast("double"))
+
+
+def _check_classes(frame: DataFrame, label: str, algorithm: AlgorithmSpec, where: str) -> int:
+    classes = [row[0] for row in frame.select(label).distinct().limit(1001).collect()]
+    if not classes:
+        raise DataError(f"data.label = {label!r}: every label in {where} is null")
+    if len(classes) < 2:
+        raise DataError(f"data.label = {label!r}: a single class ({classes[0]:g}) in {where}; need at least two")
+    bad = [value for value in classes if value < 0 or not float(value).is_integer()]
+    if bad or len(classes) > 1000:
+        raise DataError(
+            f"data.label = {label!r}: classes must be integers 0..k-1 (found {sorted(classes)[:5]}...)"
+        )
+    if algorithm.name == "gbt" and len(classes) > 2:
+        raise DataError(f"model.algorithm = 'gbt': binary labels only, {label!r} has {len(classes)} classes")
+    return int(max(classes)) + 1
+
+
+def _check_id_columns(frame: DataFrame, columns: list[str], where: str) -> None:
+    for name in columns:
+        if name not in frame.columns:
+            raise DataError(f"model: als needs column {name!r}, not in {where}; columns: {frame.columns}")
+        if value_kind(frame.schema[name].dataType) != "integer":
+            raise DataError(f"model: als needs integer ids, column {name!r} is {frame.schema[name].dataType}")
+
+
+def build_pipeline(prepared: PreparedData, config: PipelineConfig) -> Any:
+    """The unfitted Spark Pipeline: feature stages then the estimator."""
+    from pyspark.ml import Pipeline
+
+    algorithm = prepared.algorithm
+    estimator = algorithm.estimator_class()(**prepared.hyperparameters)
+    if algorithm.task == "recommendation":
+        estimator.setUserCol(config.model.user_column).setItemCol(config.model.item_column)
+        estimator.setRatingCol(prepared.label)
+        return Pipeline(stages=[estimator])
+    assert prepared.spec is not None
+    kinds = {name: value_kind(prepared.train.schema[name].dataType) for name in prepared.spec.columns}
+    features = build_feature_stages(
+        prepared.spec,
+        kinds,
+        non_negative=algorithm.needs_non_negative_features(prepared.hyperparameters),
+        selection=config.features.selection,
+        label_col=prepared.label,
+        label_is_categorical=algorithm.task == "classification",
+    )
+    prepared.slot_aliases = features.slot_aliases
+    estimator.setFeaturesCol(features.output_col)
+    if prepared.label is not None:
+        estimator.setLabelCol(prepared.label)
+    return Pipeline(stages=[*features.stages, estimator])
+
+
+def evaluate(prepared: PreparedData, model: Any, data: DataFrame, config: PipelineConfig) -> dict[str, float]:
+    """Task metrics of ``model`` on ``data``."""
+    predictions = model.transform(data)
+    task, label = prepared.task, prepared.label
+    if task == "classification":
+        assert label is not None
+        return classification_metrics(predictions, label, binary=prepared.label_classes == 2)
+    if task == "regression":
+        assert label is not None
+        return regression_metrics(predictions, label)
+    if task == "clustering":
+        return clustering_metrics(predictions, FEATURES_COL)
+    assert label is not None
+    metrics = regression_metrics(predictions, label)
+    metrics = {"rmse": metrics["rmse"]}
+    metrics.update(
+        ranking_metrics(
+            model.stages[-1],
+            data,
+            config.model.user_column,
+            config.model.item_column,
+            label,
+            config.evaluation.ranking_k,
+            config.evaluation.relevant_rating,
+        )
+    )
+    return metrics
+
+
+def train(spark: SparkSession, config: PipelineConfig, console: Console | None = None) -> TrainedModel:
+    """Prepare, fit on the training split, evaluate on the test split (and k-fold CV if configured)."""
+    console = console or Console(quiet=True)
+    started = time.monotonic()
+    prepared = prepare(spark, config, console)
+    pipeline = build_pipeline(prepared, config)
+    train_frame = prepared.train.cache()
+    train_rows = train_frame.count()
+    test_rows = prepared.test.count()
+    if train_rows == 0 or test_rows == 0:
+        raise DataError(
+            f"data.split: {train_rows} training and {test_rows} test rows; need both non-empty "
+            "(more rows or another test_fraction)"
+        )
+    cv: dict[str, tuple[float, float]] = {}
+    if config.evaluation.cv_folds:
+        cv = _cross_validate(prepared, pipeline, train_frame, config, console)
+    with console.timed(f"Fitting {prepared.algorithm.name} on {train_rows} rows"):
+        model = pipeline.fit(train_frame)
+    with console.timed(f"Evaluating on {test_rows} test rows"):
+        metrics = evaluate(prepared, model, prepared.test, config)
+        extra = {"k": prepared.hyperparameters.get("k", 2), "features": FEATURES_COL}
+        baseline_input = model.transform(prepared.test) if prepared.task == "clustering" else prepared.test
+        baseline = baseline_metrics(prepared.task, train_frame, baseline_input, prepared.label, **extra)
+    weights, weights_kind = _model_weights(model, prepared, model.transform(prepared.test.limit(1)))
+    kept = None
+    if config.features.selection is not None and prepared.spec is not None:
+        kept = slot_names(model.transform(prepared.test.limit(1)), aliases=prepared.slot_aliases)
+    train_frame.unpersist()
+    return TrainedModel(
+        prepared=prepared,
+        model=model,
+        metrics=metrics,
+        baseline=baseline,
+        cv=cv,
+        weights=weights,
+        weights_kind=weights_kind,
+        kept_features=kept,
+        train_rows=train_rows,
+        test_rows=test_rows,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _cross_validate(
+    prepared: PreparedData, pipeline: Any, frame: DataFrame, config: PipelineConfig, console: Console
+) -> dict[str, tuple[float, float]]:
+    from pyspark.sql import functions as F
+
+    folds = config.evaluation.cv_folds or 0
+    assigned = frame.withColumn("__fold", F.floor(F.rand(seed=config.data.split.seed) * folds)).cache()
+    per_fold: dict[str, list[float]] = {}
+    for fold in range(folds):
+        with console.timed(f"Cross-validation fold {fold + 1}/{folds}"):
+            fold_train = assigned.where(F.col("__fold") != fold).drop("__fold")
+            fold_test = assigned.where(F.col("__fold") == fold).drop("__fold")
+            fitted = pipeline.fit(fold_train)
+            for name, value in evaluate(prepared, fitted, fold_test, config).items():
+                per_fold.setdefault(name, []).append(value)
+    assigned.unpersist()
+    return {name: mean_and_std(values) for name, values in per_fold.items()}
+
+
+def _model_weights(
+    model: Any, prepared: PreparedData, sample: DataFrame
+) -> tuple[list[tuple[str, float]], str | None]:
+    """Top feature importances (trees) or coefficients (linear models), named by vector slot."""
+    if prepared.spec is None:
+        return [], None
+    last = model.stages[-1]
+    if hasattr(last, "featureImportances"):
+        values, kind = last.featureImportances.toArray(), "importance"
+    elif hasattr(last, "coefficients") and not (
+        hasattr(last, "numClasses") and getattr(last, "numClasses", 2) > 2
+    ):
+        values, kind = last.coefficients.toArray(), "coefficient"
+    else:
+        return [], None
+    names = slot_names(sample, aliases=prepared.slot_aliases)
+    ranked = sorted(zip(names, values.tolist(), strict=False), key=lambda pair: -abs(pair[1]))
+    return [(name, float(value)) for name, value in ranked[:_TOP_WEIGHTS]], kind

@@ -1,0 +1,44 @@
+"""Every algorithm trains through the CLI's code path on small data and beats a trivial baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline._console import Console
+from pipeline.algorithms import ALGORITHMS
+from pipeline.evaluation import is_better, primary_metric
+from pipeline.jobs import train_and_register
+from pipeline.tracking import list_versions
+from pipeline.training import render_report
+from tests.conftest import example_config
+
+# How much better than the trivial baseline each task's primary metric must be.
+MARGINS = {"classification": 0.1, "regression": 0.25, "clustering": 0.2, "recommendation": 0.05}
+
+
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_algorithm_trains_registers_and_beats_baseline(spark: Any, lake: Path, tmp_path: Path, name: str) -> None:
+    config = example_config(
+        name, lake, tracking={"uri": f"sqlite:///{tmp_path}/mlflow.db", "artifact_location": str(tmp_path / "art")}
+    )
+    run = train_and_register(spark, config, Console(quiet=True))
+    trained = run.trained
+    task = ALGORITHMS[name].task
+    metric = primary_metric(task)
+    value, baseline = trained.metrics[metric], trained.baseline[metric]
+    assert is_better(metric, value, baseline), (metric, value, baseline)
+    relative = abs(value - baseline) / max(abs(baseline), 1e-9)
+    assert relative >= MARGINS[task] or abs(value - baseline) >= MARGINS[task], (metric, value, baseline)
+    assert run.registration.version == "1" and run.registration.alias == "champion"
+    (version,) = list_versions(config.tracking)
+    assert version.tags["data.delta_version"] == "0"
+    assert f"test_{metric}" in version.metrics
+    report = render_report(trained)
+    assert metric in report and "(better)" in report
+    if task == "recommendation":
+        assert {"precision_at_k", "ndcg_at_k"} <= set(trained.metrics)
+    if name in ("random_forest", "gbt", "decision_tree", "logistic_regression", "linear_regression", "glm"):
+        assert trained.weights and all(isinstance(w, float) for _, w in trained.weights)
