@@ -47,7 +47,7 @@ def test_inferred_roles_follow_the_documented_rules() -> None:
     }
     assert "label" not in spec.columns and "label" not in spec.dropped
     pinned = spec.as_config()
-    assert pinned["infer"] is False and pinned["columns"]["merchant"] == {"type": "hashed"}  # type: ignore[index]
+    assert pinned["infer"] is False and pinned["columns"]["merchant"] == {"type": "hashed"}
 
 
 def test_declared_columns_win_and_infer_false_keeps_only_them() -> None:
