@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -119,8 +120,6 @@ def _promote(config: PipelineConfig, args: argparse.Namespace) -> int:
 
 
 def _mlflow_ui(config: PipelineConfig, args: argparse.Namespace) -> int:
-    import subprocess
-
     from pipeline.tracking import connect
 
     connect(config.tracking)  # creates the store on first use, so the UI opens on a valid one
@@ -129,11 +128,8 @@ def _mlflow_ui(config: PipelineConfig, args: argparse.Namespace) -> int:
         "--backend-store-uri", config.tracking.uri,
         "--host", args.host, "--port", str(args.port),
     ]  # fmt: skip
-    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    os.execv(sys.executable, command)  # become the UI: signals reach it (and its workers) directly
 
 
 _Command = Callable[[PipelineConfig, argparse.Namespace], int]

@@ -94,15 +94,21 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> tup
     for name, text in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or len(name) == len(ENV_PREFIX):
             continue
-        keys = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
         node = raw
-        for key in keys[:-1]:
+        keys: list[str] = []
+        parts = name[len(ENV_PREFIX) :].split("__")
+        for index, part in enumerate(parts):
+            # Env names are upper case: match an existing key whatever its case (numTrees), else lower.
+            key = next((k for k in node if isinstance(k, str) and k.lower() == part.lower()), part.lower())
+            keys.append(key)
+            if index == len(parts) - 1:
+                node[key] = yaml.safe_load(text) if text.strip() else None
+                break
             child = node.get(key)
             if not isinstance(child, dict):
                 child = {}
                 node[key] = child
             node = child
-        node[keys[-1]] = yaml.safe_load(text) if text.strip() else None
         from_env[".".join(keys)] = name
     return raw, from_env
 

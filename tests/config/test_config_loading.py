@@ -143,3 +143,9 @@ def test_cli_help_lists_subcommands() -> None:
     assert result.returncode == 0
     for command in ("info", "ingest"):
         assert command in result.stdout
+
+
+def test_environment_override_keeps_the_case_of_existing_keys(tmp_path: Path) -> None:
+    text = MINIMAL + "model: {algorithm: random_forest, hyperparameters: {numTrees: 100}}\n"
+    config = load_config(write(tmp_path, text), environ={"PIPELINE__MODEL__HYPERPARAMETERS__NUMTREES": "7"})
+    assert config.model.hyperparameters == {"numTrees": 7}
