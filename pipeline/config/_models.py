@@ -171,6 +171,7 @@ class ColumnFeature(_Section):
     buckets: int | None = Field(default=None, ge=2, le=10_000, description="numeric: quantile buckets instead")
     num_features: int = Field(default=1024, ge=2, le=1 << 24, description="hashed/text: hash space size")
     min_doc_freq: int = Field(default=0, ge=0, description="text: IDF minimum document frequency")
+    size: int | None = Field(default=None, ge=1, description="vector: its length (measured when not given)")
 
     @model_validator(mode="after")
     def _fill_value_with_constant(self) -> ColumnFeature:

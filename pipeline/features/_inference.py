@@ -27,6 +27,7 @@ class ColumnProfile:
     nulls: int
     distinct: int  # approximate, non-null values
     mean_tokens: float | None = None  # strings: mean number of words per non-null value
+    vector_size: int | None = None  # vectors: the length of the first non-null value
 
     @property
     def all_null(self) -> bool:
@@ -74,7 +75,7 @@ def infer_feature_spec(
             if declared.type == "drop":
                 dropped[name] = "declared drop"
             else:
-                columns[name] = declared
+                columns[name] = _with_vector_size(declared, profile)
                 reasons[name] = "declared"
             continue
         if not config.infer:
@@ -84,7 +85,7 @@ def infer_feature_spec(
         if role is None:
             dropped[name] = reason
         else:
-            columns[name] = role
+            columns[name] = _with_vector_size(role, profile)
             reasons[name] = reason
     if not columns:
         raise DataError(
@@ -92,6 +93,16 @@ def infer_feature_spec(
             "declare some under features.columns"
         )
     return FeatureSpec(columns=columns, reasons=reasons, dropped=dropped)
+
+
+def _with_vector_size(feature: ColumnFeature, profile: ColumnProfile) -> ColumnFeature:
+    if feature.type != "vector" or feature.size is not None:
+        return feature
+    if profile.vector_size is None:
+        raise DataError(
+            f"column {profile.name!r}: cannot tell the vector length (no non-null value); set its size"
+        )
+    return feature.model_copy(update={"size": profile.vector_size})
 
 
 def _check_declared(name: str, declared: ColumnFeature, profile: ColumnProfile) -> None:

@@ -59,6 +59,11 @@ def profile_columns(df: DataFrame, columns: Sequence[str], sample_rows: int) -> 
     assert row is not None  # an aggregate always yields one row
     values = row.asDict()
     rows = int(values["__rows"])
+    sizes = {}
+    for name in columns:
+        if kinds[name] == "vector":
+            first = frame.select(name).where(F.col(f"`{name}`").isNotNull()).first()
+            sizes[name] = None if first is None else int(first[0].size)
     return [
         ColumnProfile(
             name=name,
@@ -67,6 +72,7 @@ def profile_columns(df: DataFrame, columns: Sequence[str], sample_rows: int) -> 
             nulls=int(values[f"{name}__nulls"] or 0),
             distinct=int(values.get(f"{name}__distinct") or (0 if kinds[name] != "vector" else 2)),
             mean_tokens=values.get(f"{name}__tokens"),
+            vector_size=sizes.get(name),
         )
         for name in columns
     ]
@@ -108,6 +114,7 @@ def build_feature_stages(
         UnivariateFeatureSelector,
         VarianceThresholdSelector,
         VectorAssembler,
+        VectorSizeHint,
     )
 
     stages: list[Any] = []
@@ -140,6 +147,8 @@ def build_feature_stages(
             ]
             assembled.append(idf)
         elif feature.type == "vector":
+            # The assembler must know the length up front to keep rows with invalid values.
+            stages.append(VectorSizeHint(inputCol=name, size=feature.size, handleInvalid="optimistic"))
             assembled.append(name)
     if casts:
         stages.insert(0, SQLTransformer(statement=f"SELECT *, {', '.join(casts)} FROM __THIS__"))

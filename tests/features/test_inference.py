@@ -120,3 +120,42 @@ def test_profiles_and_stages_on_a_real_frame(spark: Any) -> None:
     )
     scored = model.transform(unseen).select("prediction", "features").first()
     assert scored["prediction"] in (0.0, 1.0)  # an unseen category and nulls score, they do not crash
+
+
+def test_declared_buckets_constant_fill_minmax_and_vector_pass_through(spark: Any) -> None:
+    from pyspark.ml import Pipeline
+    from pyspark.ml.linalg import Vectors, VectorUDT
+    from pyspark.sql.types import DoubleType, IntegerType, StructField, StructType
+
+    schema = StructType(
+        [
+            StructField("amount", DoubleType()),
+            StructField("score", DoubleType()),
+            StructField("embedding", VectorUDT()),
+            StructField("label", IntegerType()),
+        ]
+    )
+    frame = spark.createDataFrame(
+        [(float(i) if i % 7 else None, float(i % 13), Vectors.dense([i, -i]), i % 2) for i in range(200)], schema
+    )
+    spec = infer_feature_spec(
+        profile_columns(frame, ["amount", "score", "embedding"], sample_rows=1000),
+        FeaturesConfig(
+            columns={
+                "amount": ColumnFeature(type="numeric", impute="constant", fill_value=-1.0, scale="minmax"),
+                "score": ColumnFeature(type="numeric", buckets=4),
+                "embedding": ColumnFeature(type="vector"),
+            },
+            infer=False,
+        ),
+        exclude={"label"},
+    )
+    kinds = {name: value_kind(frame.schema[name].dataType) for name in spec.columns}
+    model = Pipeline(stages=build_feature_stages(spec, kinds).stages).fit(frame)
+    vectors = [row["features"].toArray() for row in model.transform(frame).select("features").collect()]
+    assert {v.size for v in vectors} == {1 + 2 + 4}  # amount, embedding, 4 buckets (3 + the "keep" slot)
+    # Slots: the embedding as given, the 4 score buckets one-hot, then amount min-max scaled (nulls -> -1 -> 0).
+    assert [tuple(v[:2]) for v in vectors[:3]] == [(0.0, -0.0), (1.0, -1.0), (2.0, -2.0)]
+    assert all(sum(v[2:6]) <= 1.0 for v in vectors)
+    assert min(v[6] for v in vectors) == 0.0 and max(v[6] for v in vectors) == 1.0
+    assert vectors[0][6] == 0.0  # row 0's amount is null: filled with -1, the minimum
