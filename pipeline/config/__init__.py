@@ -5,6 +5,7 @@ from pipeline.config._models import (
     AutoFeatures,
     ColumnFeature,
     DataConfig,
+    EarlyStopping,
     EvaluationConfig,
     FeaturesConfig,
     GeneratedData,
@@ -17,6 +18,7 @@ from pipeline.config._models import (
     SplitConfig,
     TableSource,
     TrackingConfig,
+    TuningConfig,
     UnivariateSelection,
 )
 
@@ -27,6 +29,7 @@ __all__ = [
     "ConfigCheck",
     "ConfigError",
     "DataConfig",
+    "EarlyStopping",
     "EvaluationConfig",
     "FeaturesConfig",
     "GeneratedData",
@@ -40,6 +43,7 @@ __all__ = [
     "SplitConfig",
     "TableSource",
     "TrackingConfig",
+    "TuningConfig",
     "UnivariateSelection",
     "config_from_dict",
     "load_config",

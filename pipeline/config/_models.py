@@ -226,6 +226,34 @@ class EvaluationConfig(_Section):
     relevant_rating: float = Field(default=4.0, description="als: a test rating at least this is relevant")
 
 
+class EarlyStopping(_Section):
+    """ASHA over the algorithm's natural budget (trees for forests, iterations for boosting/linear/ALS)."""
+
+    rungs: int = Field(default=3, ge=2, le=10, description="budget levels: max/(factor^(rungs-1)) .. max")
+    reduction_factor: int = Field(default=2, ge=2, le=10)
+
+
+class TuningConfig(_Section):
+    """A Ray Tune sweep. ``space`` maps hyperparameters to a list (grid) or one of
+    ``{uniform: [lo, hi]}``, ``{loguniform: [lo, hi]}``, ``{randint: [lo, hi]}``, ``{choice: [...]}``;
+    ``algorithms`` maps several algorithms to their own spaces (model selection)."""
+
+    search: Literal["grid", "random", "optuna"] = "grid"
+    space: dict[str, Any] = Field(default_factory=dict)
+    algorithms: dict[str, dict[str, Any]] | None = None
+    num_samples: int = Field(default=1, ge=1, le=100_000, description="random/optuna: trials; grid: repeats")
+    max_concurrent_trials: int = Field(default=2, ge=1, le=1024)
+    metric: str | None = Field(default=None, description="default: the task's primary metric")
+    mode: Literal["max", "min"] | None = Field(default=None, description="default: the metric's direction")
+    time_budget_s: float | None = Field(default=None, gt=0)
+    max_failures: int = Field(default=0, ge=0, le=100, description="retries of a trial that raises")
+    validation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0, description="of the training split")
+    early_stopping: EarlyStopping | None = None
+    trial_cpus: float = Field(default=0.5, gt=0.0, le=64, description="Ray CPUs reserved per trial")
+    storage: ProjectPath = Path("ray_results")
+    name: str | None = Field(default=None, min_length=1, description="default: <experiment>-sweep")
+
+
 class TrackingConfig(_Section):
     """MLflow: a sqlite store under the project by default; any tracking URI works."""
 
@@ -256,4 +284,5 @@ class PipelineConfig(_Section):
     features: FeaturesConfig = _defaults()
     model: ModelConfig = _defaults()
     evaluation: EvaluationConfig = _defaults()
+    tuning: TuningConfig | None = None
     tracking: TrackingConfig = _defaults()

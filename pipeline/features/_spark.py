@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pyspark.sql.types import DataType
 
 FEATURES_COL = "features"
+NON_NEGATIVE_BUCKETS = 10
 _SUFFIX = "__"  # marks columns the stages add, so they never clash with the user's
 
 
@@ -97,7 +98,8 @@ def build_feature_stages(
     """Spark ML stages that turn the spec's columns into one (sparse where it can be) vector column.
 
     Unseen categories at scoring time go to an extra "unknown" slot (``handleInvalid="keep"``).
-    ``non_negative`` forces min-max scaling (for multinomial naive Bayes).
+    ``non_negative`` (naive Bayes) turns numeric columns into one-hot quantile buckets, so every
+    feature is 0 or 1 on any row, including rows outside the training range.
     """
     from pyspark.ml.feature import (
         IDF,
@@ -170,21 +172,20 @@ def build_feature_stages(
     scaled: dict[str, list[str]] = defaultdict(list)
     aliases: dict[str, str] = {}
     for name, feature in numeric.items():
-        if feature.buckets:
+        # Scaled values can fall below the training minimum at scoring time; buckets cannot go negative.
+        buckets = feature.buckets or (NON_NEGATIVE_BUCKETS if non_negative else None)
+        if buckets:
             bucket = f"{name}{_SUFFIX}bucket"
             stages.append(
                 QuantileDiscretizer(
-                    inputCol=imputed[name], outputCol=bucket, numBuckets=feature.buckets, handleInvalid="keep"
+                    inputCol=imputed[name], outputCol=bucket, numBuckets=buckets, handleInvalid="keep"
                 )
             )
             categorical_bucket = f"{name}{_SUFFIX}bucket_onehot"
             stages.append(OneHotEncoder(inputCols=[bucket], outputCols=[categorical_bucket], handleInvalid="keep"))
             assembled.append(categorical_bucket)
             continue
-        scale: str = "minmax" if non_negative and feature.scale == "standard" else feature.scale
-        if non_negative and scale == "none":
-            scale = "minmax"
-        scaled[scale].append(imputed[name])
+        scaled[feature.scale].append(imputed[name])
     assembled += scaled.pop("none", [])
     for scale, names in scaled.items():
         raw, out = f"numeric{_SUFFIX}{scale}_raw", f"numeric{_SUFFIX}{scale}"

@@ -7,6 +7,8 @@ from pipeline.runtime._session import (
     prepare_process_environment,
     ray_init_kwargs,
     spark_configs,
+    start_spark,
+    stop_spark,
 )
 
 __all__ = [
@@ -19,4 +21,6 @@ __all__ = [
     "prepare_process_environment",
     "ray_init_kwargs",
     "spark_configs",
+    "start_spark",
+    "stop_spark",
 ]

@@ -72,6 +72,31 @@ def _spark_value(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def start_spark(spark_config: SparkConfig, local: bool, extra: dict[str, str] | None = None) -> SparkSession:
+    """Start this process's one RayDP Spark application (Ray must be initialised, Java 17 prepared)."""
+    import raydp
+
+    if local:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    configs = spark_configs(spark_config, local=local)
+    configs.update(extra or {})
+    spark = raydp.init_spark(
+        app_name=spark_config.app_name,
+        num_executors=spark_config.num_executors,
+        executor_cores=spark_config.executor_cores,
+        executor_memory=spark_config.executor_memory,
+        configs=configs,
+    )
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def stop_spark() -> None:
+    import raydp
+
+    raydp.stop_spark()
+
+
 def prepare_process_environment(java: JavaRuntime) -> None:
     """Environment every process started from here inherits: Java 17 and this interpreter for PySpark."""
     activate_java(java)
@@ -159,23 +184,12 @@ class Runtime:
             self._start_spark(local=ray_config.address is None)
 
     def _start_spark(self, local: bool) -> None:
-        import raydp
-
         spark_config = self.config.spark
-        if local:
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         with self.console.timed(
             f"Starting Spark in Ray ({spark_config.num_executors} executor(s) x "
             f"{spark_config.executor_cores} core(s), {spark_config.executor_memory})"
         ):
-            self._spark = raydp.init_spark(
-                app_name=spark_config.app_name,
-                num_executors=spark_config.num_executors,
-                executor_cores=spark_config.executor_cores,
-                executor_memory=spark_config.executor_memory,
-                configs=spark_configs(spark_config, local=local),
-            )
-        self._spark.sparkContext.setLogLevel("WARN")
+            self._spark = start_spark(spark_config, local=local)
         self.spark_ui_url = self._spark.sparkContext.uiWebUrl
         if self.spark_ui_url:
             self.console.step(f"Spark UI: {self.spark_ui_url}")
@@ -183,10 +197,8 @@ class Runtime:
     def _stop(self) -> None:
         try:
             if self._spark is not None:
-                import raydp
-
                 self._spark = None
-                raydp.stop_spark()
+                stop_spark()
         finally:
             if self._ray_started:
                 import ray

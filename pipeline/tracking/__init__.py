@@ -15,6 +15,7 @@ from pipeline.tracking._mlflow import (
     promote,
     version_lineage,
 )
+from pipeline.tracking._sweeps import TrialRecord, finish_sweep_run, log_trial_runs, start_sweep_run
 
 __all__ = [
     "CHALLENGER",
@@ -22,12 +23,16 @@ __all__ = [
     "LINEAGE_TAGS",
     "Registration",
     "RegistryError",
+    "TrialRecord",
     "VersionSummary",
     "config_hash",
     "connect",
+    "finish_sweep_run",
     "list_versions",
     "load_spark_model",
     "log_training",
+    "log_trial_runs",
     "promote",
+    "start_sweep_run",
     "version_lineage",
 ]

@@ -74,8 +74,10 @@ def connect(tracking: TrackingConfig) -> MlflowClient:
     return client
 
 
-def log_training(config: PipelineConfig, trained: TrainedModel, register: bool = True) -> Registration:
-    """Log one training as an MLflow run and (by default) register its model with an alias."""
+def log_training(
+    config: PipelineConfig, trained: TrainedModel, register: bool = True, parent_run_id: str | None = None
+) -> Registration:
+    """Log one training as an MLflow run (nested under ``parent_run_id`` if given) and register its model."""
     import mlflow
 
     client = connect(config.tracking)
@@ -88,6 +90,8 @@ def log_training(config: PipelineConfig, trained: TrainedModel, register: bool =
         "train_rows": str(trained.train_rows),
         "test_rows": str(trained.test_rows),
     }
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
     with mlflow.start_run(run_name=f"train-{prepared.algorithm.name}", tags=tags) as run:
         mlflow.log_params(
             {

@@ -158,31 +158,44 @@ def _check_id_columns(frame: DataFrame, columns: list[str], where: str) -> None:
             raise DataError(f"model: als needs integer ids, column {name!r} is {frame.schema[name].dataType}")
 
 
-def build_pipeline(prepared: PreparedData, config: PipelineConfig) -> Any:
-    """The unfitted Spark Pipeline: feature stages then the estimator."""
-    from pyspark.ml import Pipeline
-
-    algorithm = prepared.algorithm
-    estimator = algorithm.estimator_class()(**prepared.hyperparameters)
+def make_estimator(
+    prepared: PreparedData, config: PipelineConfig, algorithm: AlgorithmSpec, hyperparameters: dict[str, Any]
+) -> Any:
+    """The unfitted MLlib estimator, wired to the prepared data's columns."""
+    estimator = algorithm.estimator_class()(**hyperparameters)
     if algorithm.task == "recommendation":
         estimator.setUserCol(config.model.user_column).setItemCol(config.model.item_column)
-        estimator.setRatingCol(prepared.label)
-        return Pipeline(stages=[estimator])
-    assert prepared.spec is not None
+        return estimator.setRatingCol(prepared.label)
+    estimator.setFeaturesCol(FEATURES_COL)
+    if prepared.label is not None and algorithm.task != "clustering":
+        estimator.setLabelCol(prepared.label)
+    return estimator
+
+
+def feature_stages(prepared: PreparedData, config: PipelineConfig, non_negative: bool = False) -> list[Any]:
+    """The unfitted feature stages (none for ALS, which reads raw id columns)."""
+    if prepared.spec is None:
+        return []
     kinds = {name: value_kind(prepared.train.schema[name].dataType) for name in prepared.spec.columns}
     features = build_feature_stages(
         prepared.spec,
         kinds,
-        non_negative=algorithm.needs_non_negative_features(prepared.hyperparameters),
+        non_negative=non_negative,
         selection=config.features.selection,
         label_col=prepared.label,
-        label_is_categorical=algorithm.task == "classification",
+        label_is_categorical=prepared.task == "classification",
     )
     prepared.slot_aliases = features.slot_aliases
-    estimator.setFeaturesCol(features.output_col)
-    if prepared.label is not None:
-        estimator.setLabelCol(prepared.label)
-    return Pipeline(stages=[*features.stages, estimator])
+    return features.stages
+
+
+def build_pipeline(prepared: PreparedData, config: PipelineConfig) -> Any:
+    """The unfitted Spark Pipeline: feature stages then the estimator."""
+    from pyspark.ml import Pipeline
+
+    algorithm, hyperparameters = prepared.algorithm, prepared.hyperparameters
+    stages = feature_stages(prepared, config, algorithm.needs_non_negative_features(hyperparameters))
+    return Pipeline(stages=[*stages, make_estimator(prepared, config, algorithm, hyperparameters)])
 
 
 def evaluate(prepared: PreparedData, model: Any, data: DataFrame, config: PipelineConfig) -> dict[str, float]:
@@ -202,7 +215,7 @@ def evaluate(prepared: PreparedData, model: Any, data: DataFrame, config: Pipeli
     metrics = {"rmse": metrics["rmse"]}
     metrics.update(
         ranking_metrics(
-            model.stages[-1],
+            model.stages[-1] if hasattr(model, "stages") else model,
             data,
             config.model.user_column,
             config.model.item_column,

@@ -1,0 +1,139 @@
+"""The sweep's one Spark session, in one long-lived Ray actor that serves fits to concurrent trials.
+
+RayDP allows one Spark application per Ray namespace and one ``init_spark`` per process, so trials
+never start Spark: they call :meth:`SparkTrainer.fit`. The actor reads and checks the data once, fits
+the feature stages once per fold (and per feature variant), caches the transformed frames, and runs
+each fit as its own Spark job in a FAIR scheduler pool named after the trial.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from pipeline._console import Console
+from pipeline.algorithms import get_algorithm
+from pipeline.config import PipelineConfig
+from pipeline.evaluation import mean_and_std
+from pipeline.runtime import find_java, prepare_process_environment, start_spark, stop_spark
+from pipeline.training import evaluate, feature_stages, make_estimator, prepare
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+TRAINER_NAME = "pipeline-spark-trainer"
+_FAIR = {"spark.scheduler.mode": "FAIR"}
+
+
+class SparkTrainer:
+    """Owns Spark for a sweep. Created as a Ray actor (``num_cpus=0``, ``max_concurrency`` >= trials)."""
+
+    def __init__(self, config_json: str) -> None:
+        self.config = PipelineConfig.model_validate_json(config_json)
+        prepare_process_environment(find_java())
+        self.spark = start_spark(self.config.spark, local=self.config.ray.address is None, extra=_FAIR)
+        self.prepared = prepare(self.spark, self.config)
+        self._folds: dict[bool, list[tuple[DataFrame, DataFrame]]] = {}
+        self._lock = threading.Lock()
+
+    def describe(self) -> dict[str, Any]:
+        """What the trials will train on (for the driver's progress line and the parent run)."""
+        snapshot = self.prepared.snapshot
+        return {
+            "app": self.spark.sparkContext.applicationId,
+            "ui": self.spark.sparkContext.uiWebUrl,
+            "lineage": snapshot.lineage(),
+            "features": len(self.prepared.input_columns),
+        }
+
+    def fit(self, algorithm: str, hyperparameters: dict[str, Any], pool: str) -> dict[str, float]:
+        """Fit ``algorithm`` on the cached training folds, return mean validation metrics (and their std)."""
+        self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
+        try:
+            spec = get_algorithm(algorithm)
+            params = spec.merged(hyperparameters)
+            folds = self._cached_folds(spec.needs_non_negative_features(params))
+            started = time.monotonic()
+            per_fold: dict[str, list[float]] = {}
+            for fit_frame, validation in folds:
+                model = make_estimator(self.prepared, self.config, spec, params).fit(fit_frame)
+                for name, value in evaluate(self.prepared, model, validation, self.config).items():
+                    per_fold.setdefault(name, []).append(value)
+            metrics: dict[str, float] = {"fit_seconds": time.monotonic() - started}
+            for name, values in per_fold.items():
+                metrics[name], std = mean_and_std(values)
+                if len(values) > 1:
+                    metrics[f"{name}_std"] = std
+            return metrics
+        finally:
+            self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]
+
+    def refit_and_register(
+        self, algorithm: str, hyperparameters: dict[str, Any], parent_run_id: str
+    ) -> dict[str, Any]:
+        """Refit the winner on the whole training split, test it, log it under the sweep and register it."""
+        from pipeline.jobs import train_and_register
+
+        source = self.config.data.source.model_copy(update={"version": self.prepared.snapshot.version})
+        config = self.config.model_copy(
+            update={
+                "model": self.config.model.model_copy(
+                    update={"algorithm": algorithm, "hyperparameters": hyperparameters}
+                ),
+                "data": self.config.data.model_copy(update={"source": source}),
+            }
+        )
+        run = train_and_register(self.spark, config, Console(quiet=True), parent_run_id=parent_run_id)
+        return {
+            "run_id": run.registration.run_id,
+            "version": run.registration.version,
+            "alias": run.registration.alias,
+            "model_name": run.registration.model_name,
+            "metrics": run.trained.metrics,
+            "baseline": run.trained.baseline,
+            "train_rows": run.trained.train_rows,
+            "test_rows": run.trained.test_rows,
+        }
+
+    def stop(self) -> None:
+        stop_spark()
+
+    def _cached_folds(self, non_negative: bool) -> list[tuple[DataFrame, DataFrame]]:
+        """(fit, validation) frames with features computed, built once per feature variant."""
+        with self._lock:
+            if non_negative not in self._folds:
+                self._folds[non_negative] = self._build_folds(non_negative)
+            return self._folds[non_negative]
+
+    def _build_folds(self, non_negative: bool) -> list[tuple[DataFrame, DataFrame]]:
+        from pyspark.ml import Pipeline
+        from pyspark.sql import functions as F
+
+        train = self.prepared.train
+        seed = self.config.data.split.seed
+        folds = self.config.evaluation.cv_folds
+        if folds:
+            assigned = train.withColumn("__fold", F.floor(F.rand(seed=seed) * folds))
+            splits = [
+                (
+                    assigned.where(F.col("__fold") != i).drop("__fold"),
+                    assigned.where(F.col("__fold") == i).drop("__fold"),
+                )
+                for i in range(folds)
+            ]
+        else:
+            fraction = self.config.tuning.validation_fraction if self.config.tuning else 0.2
+            fit_part, validation = train.randomSplit([1 - fraction, fraction], seed=seed)
+            splits = [(fit_part, validation)]
+        stages = feature_stages(self.prepared, self.config, non_negative)
+        cached = []
+        for fit_part, validation in splits:
+            if stages:
+                features = Pipeline(stages=stages).fit(fit_part)
+                fit_part, validation = features.transform(fit_part), features.transform(validation)
+            fit_part, validation = fit_part.cache(), validation.cache()
+            fit_part.count()
+            validation.count()
+            cached.append((fit_part, validation))
+        return cached

@@ -1,0 +1,296 @@
+"""Ray Tune sweeps over MLlib estimators: light trials calling the one Spark-owning actor."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline._console import Console
+from pipeline.algorithms import get_algorithm
+from pipeline.config import PipelineConfig, TuningConfig
+from pipeline.errors import PipelineError
+from pipeline.tracking import (
+    TrialRecord,
+    config_hash,
+    finish_sweep_run,
+    log_trial_runs,
+    start_sweep_run,
+)
+from pipeline.tuning._space import SearchSpace, budget_levels, parse_space, tuning_objective
+from pipeline.tuning._trainer import TRAINER_NAME, SparkTrainer
+
+_STATE_FILE = "pipeline_sweep.json"  # beside Tune's own experiment state: the MLflow parent run id
+
+
+class SweepError(PipelineError):
+    """A sweep that cannot run or produced no successful trial."""
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    name: str
+    path: str
+    metric: str
+    mode: str
+    trials: list[TrialRecord]  # leaderboard order: best first, failed trials last
+    parent_run_id: str
+    refit: dict[str, Any] | None
+    seconds: float
+
+    @property
+    def best(self) -> TrialRecord | None:
+        ok = [trial for trial in self.trials if not trial.error and self.metric in trial.metrics]
+        return ok[0] if ok else None
+
+
+def sweep_name(config: PipelineConfig) -> str:
+    tuning = config.tuning or TuningConfig()
+    return tuning.name or f"{config.tracking.experiment}-sweep"
+
+
+def param_space(config: PipelineConfig, space: SearchSpace) -> dict[str, Any]:
+    """Ray Tune's ``param_space``: explicit grid points, or distributions (per algorithm) for sampling."""
+    from ray import tune
+
+    tuning = config.tuning or TuningConfig()
+    if tuning.search == "grid":
+        return {"point": tune.grid_search(space.grid_points())}
+    per_algorithm: dict[str, dict[str, Any]] = {}
+    for algorithm, dimensions in space.algorithms.items():
+        sampled: dict[str, Any] = {}
+        for dimension in dimensions:
+            low, high = (*dimension.values, None, None)[:2]
+            if dimension.kind in ("grid", "choice"):
+                sampled[dimension.name] = tune.choice(list(dimension.values))
+            elif dimension.kind == "uniform":
+                sampled[dimension.name] = tune.uniform(low, high)
+            elif dimension.kind == "loguniform":
+                sampled[dimension.name] = tune.loguniform(low, high)
+            else:
+                sampled[dimension.name] = tune.randint(low, high)
+        per_algorithm[algorithm] = sampled
+    algorithms = list(space.algorithms)
+    return {
+        "algorithm": tune.choice(algorithms) if len(algorithms) > 1 else algorithms[0],
+        "hp": per_algorithm,
+    }
+
+
+def _point(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if "point" in params:
+        return params["point"]["algorithm"], dict(params["point"]["hyperparameters"])
+    algorithm = params["algorithm"]
+    return algorithm, dict(params["hp"][algorithm])
+
+
+def run_trial(params: dict[str, Any]) -> None:
+    """A Tune trial: ask the Spark actor to fit; with early stopping, once per budget level (a rung)."""
+    import ray
+    from ray import tune
+
+    algorithm, hyperparameters = _point(params)
+    trainer: Any = ray.get_actor(TRAINER_NAME)
+    pool = tune.get_context().get_trial_id() or "trial"
+    app = ray.get(trainer.describe.remote())["app"]  # recorded per trial: every trial shares one Spark app
+    rungs = params.get("_rungs")
+    spec = get_algorithm(algorithm)
+    if rungs and spec.budget_param:
+        maximum = int(spec.merged(hyperparameters)[spec.budget_param])
+        for budget in budget_levels(maximum, rungs["rungs"], rungs["factor"]):
+            budgeted = {**hyperparameters, spec.budget_param: budget}
+            metrics: dict[str, float] = dict(ray.get(trainer.fit.remote(algorithm, budgeted, pool)))
+            tune.report({**metrics, "budget": budget, "spark_app": app})
+        return
+    tune.report({**ray.get(trainer.fit.remote(algorithm, hyperparameters, pool)), "spark_app": app})
+
+
+def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) -> SweepResult:
+    """Run (or resume) the configured sweep, log it to MLflow, then refit, test and register the best.
+
+    Ray must be running; this process must not own a Spark session (the actor does).
+    """
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    tuning = config.tuning
+    if tuning is None:
+        raise SweepError("the config has no `tuning:` section")
+    space = parse_space(config)
+    metric, mode = tuning_objective(config)
+    name = sweep_name(config)
+    storage = Path(tuning.storage)
+    experiment_dir = storage / name
+    state_file = experiment_dir / _STATE_FILE
+    started = time.monotonic()
+    if resume and not tune.Tuner.can_restore(str(experiment_dir)):
+        raise SweepError(f"--resume: no sweep to resume at {experiment_dir}")
+    if not resume and experiment_dir.exists():
+        raise SweepError(
+            f"a sweep named {name!r} already exists at {experiment_dir}: pass --resume to finish it, "
+            "or set tuning.name to start another"
+        )
+    # The first algorithm decides the task's label checks; all share one task (checked at load).
+    first = next(iter(space.algorithms))
+    trainer_config = config.model_copy(update={"model": config.model.model_copy(update={"algorithm": first})})
+    remote: Any = ray.remote
+    actor_class = remote(num_cpus=0, max_concurrency=tuning.max_concurrent_trials + 4)(SparkTrainer)
+    with console.timed("Starting the Spark-owning actor (reads the data once, caches the features)"):
+        trainer = actor_class.options(name=TRAINER_NAME).remote(trainer_config.model_dump_json())
+        described = ray.get(trainer.describe.remote())
+    console.step(f"Spark app {described['app']} (UI {described['ui']}) serves every trial")
+    try:
+        parent_run_id = _parent_run(config, name, metric, described, state_file, resume)
+        trainable = tune.with_resources(run_trial, {"cpu": tuning.trial_cpus})
+        space_params = param_space(config, space)
+        scheduler = None
+        if tuning.early_stopping is not None:
+            rungs = tuning.early_stopping
+            space_params["_rungs"] = {"rungs": rungs.rungs, "factor": rungs.reduction_factor}
+            scheduler = ASHAScheduler(
+                time_attr="training_iteration",
+                max_t=rungs.rungs,
+                grace_period=1,
+                reduction_factor=rungs.reduction_factor,
+            )
+        if resume:
+            console.step(f"Resuming {name} from {experiment_dir}: finished trials are kept")
+            tuner = tune.Tuner.restore(str(experiment_dir), trainable=trainable, resume_errored=False)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space=space_params,
+                tune_config=tune.TuneConfig(
+                    metric=metric,
+                    mode=mode,
+                    num_samples=tuning.num_samples,
+                    max_concurrent_trials=tuning.max_concurrent_trials,
+                    time_budget_s=tuning.time_budget_s,
+                    scheduler=scheduler,
+                    search_alg=_searcher(tuning, metric, mode, config.data.split.seed),
+                ),
+                run_config=tune.RunConfig(
+                    name=name,
+                    storage_path=str(storage),
+                    failure_config=tune.FailureConfig(max_failures=tuning.max_failures),
+                    verbose=1,
+                ),
+            )
+        grid = tuner.fit()
+        trials = _leaderboard(grid, metric, mode)
+        log_trial_runs(config.tracking, parent_run_id, trials)
+        best = next((t for t in trials if not t.error and metric in t.metrics), None)
+        refit = None
+        if best is not None:
+            with console.timed(f"Refitting the best ({best.algorithm}) on the whole training split"):
+                refit = ray.get(
+                    trainer.refit_and_register.remote(best.algorithm, best.hyperparameters, parent_run_id)
+                )
+        outcome = {
+            "trials": len(trials),
+            "failed_trials": sum(1 for t in trials if t.error),
+            "sweep_seconds": time.monotonic() - started,
+        }
+        if refit:
+            outcome.update({f"test_{k}": v for k, v in refit["metrics"].items()})
+            outcome["registered_version"] = refit["version"]
+        finish_sweep_run(config.tracking, parent_run_id, trials, metric, best, outcome)
+        if best is None:
+            raise SweepError(f"no trial of {name!r} succeeded; see the errors in the MLflow run {parent_run_id}")
+        return SweepResult(name, str(experiment_dir), metric, mode, trials, parent_run_id, refit,
+                           time.monotonic() - started)  # fmt: skip
+    finally:
+        try:
+            ray.get(trainer.stop.remote(), timeout=60)
+        finally:
+            ray.kill(trainer)
+
+
+def _searcher(tuning: TuningConfig, metric: str, mode: str, seed: int) -> Any:
+    if tuning.search == "random":
+        from ray.tune.search import BasicVariantGenerator
+
+        return BasicVariantGenerator(random_state=seed)  # the same config samples the same trials
+    if tuning.search != "optuna":
+        return None
+    try:
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError as error:  # pragma: no cover - depends on the optional package
+        raise SweepError("search: optuna needs the optuna package (`pip install optuna`)") from error
+    return OptunaSearch(metric=metric, mode=mode)
+
+
+def _parent_run(
+    config: PipelineConfig, name: str, metric: str, described: dict[str, Any], state_file: Path, resume: bool
+) -> str:
+    if resume and state_file.exists():
+        return str(json.loads(state_file.read_text())["parent_run_id"])
+    tags = {**described["lineage"], "config_hash": config_hash(config), "kind": "sweep"}
+    tuning = config.tuning or TuningConfig()
+    params = {
+        "search": tuning.search,
+        "metric": metric,
+        "num_samples": tuning.num_samples,
+        "max_concurrent_trials": tuning.max_concurrent_trials,
+        "space": json.dumps(tuning.algorithms or {config.model.algorithm: tuning.space}),
+    }
+    run_id = start_sweep_run(config.tracking, name, tags, params)
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    state_file.write_text(json.dumps({"parent_run_id": run_id}))
+    return run_id
+
+
+def _leaderboard(grid: Any, metric: str, mode: str) -> list[TrialRecord]:
+    records = []
+    for result in grid:
+        metrics = dict(result.metrics or {})
+        params = result.config or {}
+        algorithm, hyperparameters = _point(params) if params else ("?", {})
+        values = {k: float(v) for k, v in metrics.items() if _is_model_metric(k, v)}
+        error = None if result.error is None else _root_cause(result.error)
+        records.append(
+            TrialRecord(
+                trial_id=str(metrics.get("trial_id") or result.path.rsplit("/", 1)[-1]),
+                algorithm=algorithm,
+                hyperparameters=hyperparameters,
+                metrics=values,
+                seconds=float(metrics.get("time_total_s") or 0.0),
+                error=error,
+                iterations=int(metrics.get("training_iteration") or 0),
+                extra={"spark_app": str(metrics.get("spark_app", ""))},
+            )
+        )
+    sign = -1.0 if mode == "max" else 1.0
+
+    def rank(trial: TrialRecord) -> tuple[int, float]:
+        if trial.error or metric not in trial.metrics:
+            return (1, 0.0)
+        return (0, sign * trial.metrics[metric])
+
+    return sorted(records, key=rank)
+
+
+def _is_model_metric(name: str, value: Any) -> bool:
+    internal = {"time_this_iter_s", "time_total_s", "timestamp", "training_iteration", "time_since_restore",
+                "iterations_since_restore", "pid", "done"}  # fmt: skip
+    return isinstance(value, int | float) and not isinstance(value, bool) and name not in internal
+
+
+_EXCEPTION_LINE = re.compile(r"([\w.$]+(?:Exception|Error)): (.*\S)")
+
+
+def _root_cause(error: BaseException) -> str:
+    """The underlying exception's line (MLlib's own message), not Ray's or Tune's wrappers."""
+    candidates = [
+        f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2)}"
+        for match in map(_EXCEPTION_LINE.search, str(error).splitlines())
+        if match
+        and not any(wrapper in match.group(1) for wrapper in ("RayTaskError", "TuneError", "RayActorError"))
+    ]
+    if candidates:
+        return candidates[-1][:500]
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:500]}"

@@ -1,0 +1,158 @@
+"""Ray Tune sweeps through the real CLI: each in a fresh process with its own Ray, one Spark app per sweep."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from tests.conftest import PROJECT_ROOT, run_cli
+
+BASE = """\
+root: .
+ray: {{dashboard: false, num_cpus: 3}}
+spark: {{executor_memory: 1g, configs: {{spark.sql.shuffle.partitions: 4, spark.ui.showConsoleProgress: false}}}}
+data:
+  source: {{path: data/t}}
+  label: label
+  ingest: {{generate: {{generator: classification, rows: 3000, seed: 3}}}}
+model: {{algorithm: {algorithm}}}
+tracking: {{uri: "sqlite:///mlruns/mlflow.db", experiment: sweeps, registered_model: swept}}
+tuning:
+{tuning}
+"""
+
+
+def write_config(root: Path, tuning: str, algorithm: str = "random_forest") -> Path:
+    path = root / "job.yaml"
+    path.write_text(BASE.format(tuning=tuning, algorithm=algorithm))
+    return path
+
+
+def child_runs(root: Path) -> list[Any]:
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("sweeps")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    return [run for run in runs if run.data.tags.get("trial_id")]
+
+
+def test_grid_runs_concurrently_on_one_spark_app_and_registers_the_refit_best(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        "  search: grid\n  space: {numTrees: [3, 6], maxDepth: [2, 4]}\n  max_concurrent_trials: 2\n",
+    )
+    result = run_cli("run", "--config", str(config))
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "sweep sweeps-sweep: 4 trials" in result.stdout
+    assert "model:         swept version 1 alias @champion" in result.stdout
+
+    trials = child_runs(tmp_path)
+    assert len(trials) == 4
+    assert {(r.data.params["hp.numTrees"], r.data.params["hp.maxDepth"]) for r in trials} == {
+        ("3", "2"),
+        ("3", "4"),
+        ("6", "2"),
+        ("6", "4"),
+    }
+    # Every trial was served by the same single Spark application.
+    assert len({r.data.tags["spark_app"] for r in trials}) == 1
+    assert all(r.info.status == "FINISHED" and "auc_roc" in r.data.metrics for r in trials)
+    parent_id = trials[0].data.tags["mlflow.parentRunId"]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    parent = client.get_run(parent_id)
+    assert parent.data.tags["data.delta_version"] == "0"
+    artifacts = {a.path for a in client.list_artifacts(parent_id)}
+    assert {"leaderboard.csv", "best_config.yaml"} <= artifacts
+    assert parent.data.metrics["trials"] == 4 and parent.data.metrics["failed_trials"] == 0
+    # Two at a time: some trials' lifetimes (from Tune's own records) overlap.
+    results = [json.loads(line) for path in (tmp_path / "ray_results" / "sweeps-sweep").glob("*/result.json")
+               for line in path.read_text().splitlines()]  # fmt: skip
+    windows = sorted((r["timestamp"] - r["time_total_s"], r["timestamp"]) for r in results)
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(windows))
+    (refit,) = [r for r in client.search_runs([parent.info.experiment_id]) if r.data.tags.get("mlflow.parentRunId")
+                == parent_id and not r.data.tags.get("trial_id")]  # fmt: skip
+    assert refit.data.tags["data.delta_version"] == "0" and "test_auc_roc" in refit.data.metrics
+
+
+def test_random_model_selection_honours_samples_and_bounds(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        "  search: random\n  num_samples: 5\n  max_concurrent_trials: 2\n  algorithms:\n"
+        "    logistic_regression: {regParam: {loguniform: [0.0001, 0.1]}, maxIter: {randint: [5, 20]}}\n"
+        "    random_forest: {numTrees: {randint: [2, 8]}, maxDepth: {choice: [2, 3]}}\n",
+    )
+    result = run_cli("run", "--config", str(config))
+    assert result.returncode == 0, result.stderr[-4000:]
+    trials = child_runs(tmp_path)
+    assert len(trials) == 5
+    algorithms = {r.data.params["algorithm"] for r in trials}
+    assert algorithms == {"logistic_regression", "random_forest"}
+    for run in trials:
+        params = run.data.params
+        if params["algorithm"] == "logistic_regression":
+            assert 0.0001 <= float(params["hp.regParam"]) <= 0.1 and 5 <= int(params["hp.maxIter"]) < 20
+        else:
+            assert 2 <= int(params["hp.numTrees"]) < 8 and params["hp.maxDepth"] in ("2", "3")
+
+
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    # MLlib rejects the binomial family with the identity link; the grid's points are not pre-screened.
+    config = write_config(
+        tmp_path,
+        "  search: grid\n  space: {family: [gaussian, binomial], link: [identity]}\n",
+        algorithm="glm",
+    )
+    text = config.read_text().replace("generator: classification", "generator: regression")
+    config.write_text(text)
+    result = run_cli("run", "--config", str(config))
+    assert result.returncode == 0, result.stderr[-4000:]
+    trials = {r.data.params["hp.family"]: r for r in child_runs(tmp_path)}
+    assert trials["binomial"].info.status == "FAILED"
+    assert "identity" in trials["binomial"].data.tags["error"]
+    assert trials["gaussian"].info.status == "FINISHED" and "rmse" in trials["gaussian"].data.metrics
+    assert "model:         swept version 1" in result.stdout
+    assert "failed" in result.stdout  # the leaderboard shows it
+
+
+def test_resume_finishes_only_unfinished_trials(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        "  search: grid\n  space: {numTrees: [2, 3, 4, 5, 6, 7]}\n  max_concurrent_trials: 1\n",
+    )
+    assert run_cli("ingest", "--config", str(config)).returncode == 0
+    experiment = tmp_path / "ray_results" / "sweeps-sweep"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "tune", "--config", str(config)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            finished = [p for p in experiment.glob("*/result.json") if p.stat().st_size > 0]
+            if finished:
+                break
+            time.sleep(1)
+        assert finished, "no trial finished in time"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the driver dies (with its local Ray) mid-sweep
+        process.wait(timeout=60)
+    done_before = {p.parent.name: p.read_text() for p in experiment.glob("*/result.json") if p.stat().st_size > 0}
+
+    resumed = run_cli("tune", "--config", str(config), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert "6 trials" in resumed.stdout
+    for trial_dir, text in done_before.items():
+        assert (experiment / trial_dir / "result.json").read_text() == text  # not rerun
+    assert len(child_runs(tmp_path)) == 6
