@@ -251,7 +251,9 @@ class TuningConfig(_Section):
     early_stopping: EarlyStopping | None = None
     trial_cpus: float = Field(default=0.5, gt=0.0, le=64, description="Ray CPUs reserved per trial")
     storage: ProjectPath = Path("ray_results")
-    name: str | None = Field(default=None, min_length=1, description="default: <experiment>-sweep")
+    name: str | None = Field(
+        default=None, min_length=1, description="default: a new <experiment>-sweep-<UTC time> per run"
+    )
 
 
 class TrackingConfig(_Section):

@@ -6,6 +6,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,9 @@ class SweepResult:
     trials: list[TrialRecord]  # leaderboard order: best first, failed trials last
     parent_run_id: str
     refit: dict[str, Any] | None
-    seconds: float
+    seconds: float  # everything, from starting the Spark actor to closing the MLflow run
+    trials_seconds: float = 0.0  # Tune running the trials
+    refit_seconds: float = 0.0  # refitting, testing, logging and registering the best
 
     @property
     def best(self) -> TrialRecord | None:
@@ -47,9 +50,18 @@ class SweepResult:
         return ok[0] if ok else None
 
 
-def sweep_name(config: PipelineConfig) -> str:
+def sweep_name(config: PipelineConfig, resume: bool = False) -> str:
+    """``tuning.name``, or a new ``<experiment>-sweep-<UTC time>`` (the newest such one to resume)."""
     tuning = config.tuning or TuningConfig()
-    return tuning.name or f"{config.tracking.experiment}-sweep"
+    if tuning.name:
+        return tuning.name
+    prefix = f"{config.tracking.experiment}-sweep-"
+    if resume:
+        earlier = sorted(p.name for p in Path(tuning.storage).glob(f"{prefix}*") if p.is_dir())
+        if not earlier:
+            raise SweepError(f"--resume: no sweep named {prefix}* under {tuning.storage}")
+        return earlier[-1]
+    return f"{prefix}{datetime.now(UTC):%Y%m%d-%H%M%S}"
 
 
 def param_space(config: PipelineConfig, space: SearchSpace) -> dict[str, Any]:
@@ -122,7 +134,7 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
         raise SweepError("the config has no `tuning:` section")
     space = parse_space(config)
     metric, mode = tuning_objective(config)
-    name = sweep_name(config)
+    name = sweep_name(config, resume)
     storage = Path(tuning.storage)
     experiment_dir = storage / name
     state_file = experiment_dir / _STATE_FILE
@@ -180,16 +192,20 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
                     verbose=1,
                 ),
             )
+        trials_started = time.monotonic()
         grid = tuner.fit()
+        trials_seconds = time.monotonic() - trials_started
         trials = _leaderboard(grid, metric, mode)
         log_trial_runs(config.tracking, parent_run_id, trials)
         best = next((t for t in trials if not t.error and metric in t.metrics), None)
         refit = None
+        refit_started = time.monotonic()
         if best is not None:
             with console.timed(f"Refitting the best ({best.algorithm}) on the whole training split"):
                 refit = ray.get(
                     trainer.refit_and_register.remote(best.algorithm, best.hyperparameters, parent_run_id)
                 )
+        refit_seconds = time.monotonic() - refit_started
         outcome = {
             "trials": len(trials),
             "failed_trials": sum(1 for t in trials if t.error),
@@ -202,7 +218,7 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
         if best is None:
             raise SweepError(f"no trial of {name!r} succeeded; see the errors in the MLflow run {parent_run_id}")
         return SweepResult(name, str(experiment_dir), metric, mode, trials, parent_run_id, refit,
-                           time.monotonic() - started)  # fmt: skip
+                           time.monotonic() - started, trials_seconds, refit_seconds)  # fmt: skip
     finally:
         try:
             ray.get(trainer.stop.remote(), timeout=60)

@@ -33,7 +33,7 @@ tuning:
 
 def write_config(root: Path, tuning: str, algorithm: str = "random_forest") -> Path:
     path = root / "job.yaml"
-    path.write_text(BASE.format(tuning=tuning, algorithm=algorithm))
+    path.write_text(BASE.format(tuning=tuning + "  name: sweeps-sweep\n", algorithm=algorithm))
     return path
 
 
@@ -86,7 +86,8 @@ def test_grid_runs_concurrently_on_one_spark_app_and_registers_the_refit_best(tm
 def test_random_model_selection_honours_samples_and_bounds(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,
-        "  search: random\n  num_samples: 5\n  max_concurrent_trials: 2\n  algorithms:\n"
+        "  search: random\n  num_samples: 5\n  max_concurrent_trials: 2\n"
+        "  early_stopping: {rungs: 2, reduction_factor: 2}\n  algorithms:\n"
         "    logistic_regression: {regParam: {loguniform: [0.0001, 0.1]}, maxIter: {randint: [5, 20]}}\n"
         "    random_forest: {numTrees: {randint: [2, 8]}, maxDepth: {choice: [2, 3]}}\n",
     )
@@ -96,6 +97,11 @@ def test_random_model_selection_honours_samples_and_bounds(tmp_path: Path) -> No
     assert len(trials) == 5
     algorithms = {r.data.params["algorithm"] for r in trials}
     assert algorithms == {"logistic_regression", "random_forest"}
+    # ASHA: each trial reports once per budget rung (half the trees/iterations, then all of them).
+    results = [json.loads(line) for path in (tmp_path / "ray_results" / "sweeps-sweep").glob("*/result.json")
+               for line in path.read_text().splitlines()]  # fmt: skip
+    assert {r["training_iteration"] for r in results} == {1, 2}
+    assert all(r["budget"] >= 1 for r in results)
     for run in trials:
         params = run.data.params
         if params["algorithm"] == "logistic_regression":

@@ -1,0 +1,171 @@
+"""Tuning wall time: `pipeline tune` beside MLlib's own tuners on the same data and the same grid.
+
+In one run, on the same generated Delta table and the same 8-config grid:
+  (a)    pipeline tune, holdout validation     vs (b) MLlib TrainValidationSplit(parallelism=2)
+  (a-cv) pipeline tune, 3-fold CV              vs (c) MLlib CrossValidator(numFolds=3, parallelism=2)
+  (d)    a sequential loop: Pipeline.fit + evaluate per config
+MLlib's tuners get the whole Pipeline (features + estimator) as their estimator, as they are usually
+used; they refit the features per config and fold, while the pipeline's actor fits them once per fold.
+Every time includes the final refit of the best config on the training split. The pipeline's time
+also includes MLflow logging and registration; its Spark start-up is shown apart.
+
+    .venv/bin/python benchmarks/tuning.py                 # 500k rows, logistic regression grid
+    .venv/bin/python benchmarks/tuning.py --rows 100000   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline._console import Console
+from pipeline.algorithms import check_model
+from pipeline.config import GeneratedData, PipelineConfig, config_from_dict
+from pipeline.data import generate, write_delta
+from pipeline.runtime import Runtime, find_java, prepare_process_environment, start_spark, stop_spark
+from pipeline.training import build_pipeline, prepare
+from pipeline.tuning import check_tuning, run_sweep
+
+GRID = {"regParam": [0.001, 0.01, 0.1, 1.0], "elasticNetParam": [0.0, 0.5]}  # 8 configs
+
+
+def make_config(root: Path, rows: int, cv_folds: int | None, name: str) -> PipelineConfig:
+    raw = {
+        "ray": {"dashboard": False, "num_cpus": 4},
+        "spark": {"num_executors": 1, "executor_cores": 2, "executor_memory": "4g",
+                  "configs": {"spark.sql.shuffle.partitions": 8, "spark.ui.showConsoleProgress": False}},
+        "data": {"source": {"path": str(root / "data")}, "label": "label",
+                 "ingest": {"generate": {"generator": "classification", "rows": rows, "seed": 42}}},
+        "model": {"algorithm": "logistic_regression", "hyperparameters": {"maxIter": 30}},
+        "evaluation": {"cv_folds": cv_folds},
+        "tuning": {"search": "grid", "space": GRID, "max_concurrent_trials": 2, "name": name,
+                   "storage": str(root / "ray_results")},
+        "tracking": {"uri": f"sqlite:///{root}/mlflow.db", "experiment": "bench", "registered_model": "bench"},
+    }  # fmt: skip
+    return config_from_dict(raw, base_dir=root, environ={}, checks=[check_model, check_tuning])
+
+
+def mllib_runs(config: PipelineConfig, console: Console) -> dict[str, float]:
+    """(b), (c) and (d) with a Spark session in this process (started after the sweeps' actors stopped)."""
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder, TrainValidationSplit
+
+    spark = start_spark(config.spark, local=True)
+    try:
+        prepared = prepare(spark, config)
+        train = prepared.train.cache()
+        train.count()
+        pipeline = build_pipeline(prepared, config)
+        estimator = pipeline.getStages()[-1]
+        builder = ParamGridBuilder()
+        for name, values in GRID.items():
+            builder = builder.addGrid(estimator.getParam(name), values)
+        grid = builder.build()
+        evaluator = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="probability")
+        times: dict[str, float] = {}
+        tuners: dict[str, Any] = {
+            "(b) MLlib TrainValidationSplit(parallelism=2)": TrainValidationSplit(
+                estimator=pipeline,
+                estimatorParamMaps=grid,
+                evaluator=evaluator,
+                trainRatio=0.8,
+                parallelism=2,
+                seed=42,
+            ),
+            "(c) MLlib CrossValidator(numFolds=3, parallelism=2)": CrossValidator(
+                estimator=pipeline,
+                estimatorParamMaps=grid,
+                evaluator=evaluator,
+                numFolds=3,
+                parallelism=2,
+                seed=42,
+            ),
+        }
+        for label, tuner in tuners.items():
+            with console.timed(label):
+                begun = time.monotonic()
+                tuner.fit(train)
+                times[label] = time.monotonic() - begun
+        with console.timed("(d) sequential loop"):
+            begun = time.monotonic()
+            fit_part, validation = train.randomSplit([0.8, 0.2], seed=42)
+            scores = []
+            for params in grid:
+                model = pipeline.fit(fit_part, params)
+                scores.append(evaluator.evaluate(model.transform(validation)))
+            best = grid[max(range(len(scores)), key=scores.__getitem__)]
+            pipeline.fit(train, best)
+            times["(d) sequential loop"] = time.monotonic() - begun
+        return times
+    finally:
+        stop_spark()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=500_000)
+    args = parser.parse_args()
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="bench-tuning-") as folder:
+        root = Path(folder)
+        holdout = make_config(root, args.rows, None, "holdout")
+        folds = make_config(root, args.rows, 3, "cv3")
+        with Runtime(holdout, start_spark=False, console=console):
+            # Data first, from a short-lived actor-free Spark in a helper process of Ray.
+            _write_data(holdout, console)
+            ours: dict[str, Any] = {}
+            for label, config in (
+                ("(a) pipeline tune, holdout", holdout),
+                ("(a-cv) pipeline tune, 3-fold CV", folds),
+            ):
+                with console.timed(label):
+                    result = run_sweep(config, Console(quiet=True))
+                ours[label] = result
+            mllib = mllib_runs(holdout, console)
+
+    print(f"\n{args.rows:,} rows, {len(list(itertools.product(*GRID.values())))} configs "
+          "(logistic regression), 1 executor x 2 cores, 2 trials at a time")  # fmt: skip
+    print(f"{'approach':<55} {'seconds':>8}  notes")
+    for label, result in ours.items():
+        seconds = result.trials_seconds + result.refit_seconds
+        startup = result.seconds - seconds
+        print(f"{label:<55} {seconds:>8.1f}  trials {result.trials_seconds:.1f} + refit/log/register "
+              f"{result.refit_seconds:.1f}; Spark actor start-up and MLflow {startup:.1f} apart")  # fmt: skip
+    for label, seconds in mllib.items():
+        print(f"{label:<55} {seconds:>8.1f}")
+    a = ours["(a) pipeline tune, holdout"]
+    a_cv = ours["(a-cv) pipeline tune, 3-fold CV"]
+    b = mllib["(b) MLlib TrainValidationSplit(parallelism=2)"]
+    c = mllib["(c) MLlib CrossValidator(numFolds=3, parallelism=2)"]
+    print(f"\nratio (a)/(b)       = {(a.trials_seconds + a.refit_seconds) / b:.2f}   (target <= 1.0)")
+    print(f"ratio (a-cv)/(c)    = {(a_cv.trials_seconds + a_cv.refit_seconds) / c:.2f}   (target <= 1.0)")
+    holdout_auc, folds_auc = (r.best.metrics["auc_roc"] if r.best else float("nan") for r in (a, a_cv))
+    print(f"best validation auc_roc: holdout {holdout_auc:.4f}, 3-fold {folds_auc:.4f}")
+
+
+def _write_data(config: PipelineConfig, console: Console) -> None:
+    import ray
+
+    @ray.remote(num_cpus=0)
+    def write(config_json: str) -> int:
+        parsed = PipelineConfig.model_validate_json(config_json)
+        prepare_process_environment(find_java())
+        spark = start_spark(parsed.spark, local=True)
+        try:
+            assert parsed.data.ingest.generate is not None
+            frame = generate(spark, GeneratedData(**parsed.data.ingest.generate.model_dump()))
+            return write_delta(frame, parsed.data.source.path).rows
+        finally:
+            stop_spark()
+
+    with console.timed("Writing the data set"):
+        rows = ray.get(write.remote(config.model_dump_json()))
+    console.step(f"{rows:,} rows in {config.data.source.path}")
+
+
+if __name__ == "__main__":
+    main()
