@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline._console import Console
 from pipeline.algorithms import get_algorithm
 from pipeline.config import PipelineConfig
+from pipeline.errors import PipelineError
 from pipeline.evaluation import mean_and_std
 from pipeline.runtime import find_java, prepare_process_environment, start_spark, stop_spark
 from pipeline.training import evaluate, feature_stages, make_estimator, prepare
@@ -33,12 +34,18 @@ class SparkTrainer:
         self.config = PipelineConfig.model_validate_json(config_json)
         prepare_process_environment(find_java())
         self.spark = start_spark(self.config.spark, local=self.config.ray.address is None, extra=_FAIR)
-        self.prepared = prepare(self.spark, self.config)
         self._folds: dict[bool, list[tuple[DataFrame, DataFrame]]] = {}
         self._lock = threading.Lock()
+        self._failure: PipelineError | None = None
+        try:
+            self.prepared = prepare(self.spark, self.config)
+        except PipelineError as error:  # bad data: reported by describe(), so the driver can say it plainly
+            self._failure = error
 
     def describe(self) -> dict[str, Any]:
         """What the trials will train on (for the driver's progress line and the parent run)."""
+        if self._failure is not None:
+            raise self._failure
         snapshot = self.prepared.snapshot
         return {
             "app": self.spark.sparkContext.applicationId,

@@ -153,7 +153,14 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
     actor_class = remote(num_cpus=0, max_concurrency=tuning.max_concurrent_trials + 4)(SparkTrainer)
     with console.timed("Starting the Spark-owning actor (reads the data once, caches the features)"):
         trainer = actor_class.options(name=TRAINER_NAME).remote(trainer_config.model_dump_json())
-        described = ray.get(trainer.describe.remote())
+        try:
+            described = ray.get(trainer.describe.remote())
+        except Exception as error:
+            ray.kill(trainer)
+            cause = getattr(error, "cause", None)
+            if isinstance(cause, PipelineError):
+                raise cause from None  # bad data: one clear line, not Ray's traceback
+            raise
     console.step(f"Spark app {described['app']} (UI {described['ui']}) serves every trial")
     try:
         parent_run_id = _parent_run(config, name, metric, described, state_file, resume)

@@ -162,3 +162,13 @@ def test_resume_finishes_only_unfinished_trials(tmp_path: Path) -> None:
     for trial_dir, text in done_before.items():
         assert (experiment / trial_dir / "result.json").read_text() == text  # not rerun
     assert len(child_runs(tmp_path)) == 6
+
+
+def test_bad_data_stops_the_sweep_with_one_clear_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "  search: grid\n  space: {numTrees: [3]}\n")
+    assert run_cli("ingest", "--config", str(config)).returncode == 0
+    result = run_cli("tune", "--config", str(config), env={"PIPELINE__DATA__LABEL": "is_fraud"})
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: data.label = 'is_fraud': no such column"), last
+    assert "Traceback" not in result.stderr
