@@ -56,7 +56,8 @@ def mllib_runs(config: PipelineConfig, console: Console) -> dict[str, float]:
     from pyspark.ml.evaluation import BinaryClassificationEvaluator
     from pyspark.ml.tuning import CrossValidator, ParamGridBuilder, TrainValidationSplit
 
-    spark = start_spark(config.spark, local=True)
+    # Its own app name: RayDP names the app master after it, and the sweeps' masters may still be going.
+    spark = start_spark(config.spark.model_copy(update={"app_name": "mllib-tuners"}), local=True)
     try:
         prepared = prepare(spark, config)
         train = prepared.train.cache()
