@@ -253,10 +253,11 @@ def train(spark: SparkSession, config: PipelineConfig, console: Console | None =
         extra = {"k": prepared.hyperparameters.get("k", 2), "features": FEATURES_COL}
         baseline_input = model.transform(prepared.test) if prepared.task == "clustering" else prepared.test
         baseline = baseline_metrics(prepared.task, train_frame, baseline_input, prepared.label, **extra)
-    weights, weights_kind = _model_weights(model, prepared, model.transform(prepared.test.limit(1)))
+    scored_sample = model.transform(prepared.test.limit(1))  # only its schema's slot metadata is read
+    weights, weights_kind = _model_weights(model, prepared, scored_sample)
     kept = None
     if config.features.selection is not None and prepared.spec is not None:
-        kept = slot_names(model.transform(prepared.test.limit(1)), aliases=prepared.slot_aliases)
+        kept = slot_names(scored_sample, aliases=prepared.slot_aliases)
     train_frame.unpersist()
     return TrainedModel(
         prepared=prepared,
