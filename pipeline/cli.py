@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
+from pipeline._console import Console
 from pipeline.algorithms import check_model
 from pipeline.config import ENV_PREFIX, ConfigError, PipelineConfig, load_config
 from pipeline.errors import PipelineError
@@ -73,6 +78,14 @@ def _report_training(run: TrainingRun, config: PipelineConfig) -> None:
     print(f"mlflow run:    {registration.run_id} (experiment {config.tracking.experiment!r})")
     print(f"model:         {registration.model_name} version {registration.version}{alias}")
     print(f"trained on:    {data}, {trained.train_rows} train / {trained.test_rows} test rows")
+    print(
+        f"scorer:        {registration.scorer}"
+        + (
+            f" ({registration.scorer_reason})"
+            if registration.scorer_reason
+            else " (ONNX, matches Spark on held-out rows)"
+        )
+    )
     print(f"tracking uri:  {config.tracking.uri}")
 
 
@@ -164,6 +177,97 @@ def _mlflow_ui(config: PipelineConfig, args: argparse.Namespace) -> int:
     os.execv(sys.executable, command)  # become the UI: signals reach it (and its workers) directly
 
 
+def _serve(config: PipelineConfig, args: argparse.Namespace) -> int:
+    from serving import undeploy
+
+    record = config.root / ".pipeline" / f"serve-{config.serving.app_name}.json"
+    if args.stop:
+        return _serve_stop(config, record)
+    if args.detach:
+        return _serve_detached(config, record, args)
+    with Runtime(config, start_spark=False) as runtime:
+        _deploy_and_print(config, runtime.dashboard_url, args.config)
+        print("serving in the foreground; Ctrl-C stops it (or use --detach)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        finally:
+            undeploy(config.serving.app_name)
+
+
+def _deploy_and_print(config: PipelineConfig, dashboard_url: str | None, config_file: str) -> dict[str, str]:
+    from serving import deploy
+
+    token_set = bool(os.environ.get(config.serving.token_env))
+    with Console().timed(f"Deploying {config.serving.app_name!r} ({', '.join(config.serving.variants)})"):
+        urls = deploy(config, config_file=config_file, dashboard_url=dashboard_url)
+    printed = {"api": urls.api, "docs": urls.docs, "health": urls.health}
+    if dashboard_url:
+        printed["ray dashboard"] = f"{dashboard_url}/#/serve"
+    for name, url in printed.items():
+        print(f"{name + ':':<15}{url}")
+    for name, info in urls.variants.items():
+        status = (
+            f"version {info['version']} ({info['scorer']})"
+            if info.get("ready")
+            else f"NOT LOADED: {info.get('error')}"
+        )
+        print(f"{'variant:':<15}{name} {info.get('source', '')} -> {status}")
+    if not token_set:
+        print(f"admin routes:  off (set {config.serving.token_env} to a secret to enable /admin/* with a token)")
+    return printed
+
+
+def _serve_detached(config: PipelineConfig, record: Path, args: argparse.Namespace) -> int:
+    import ray
+
+    from pipeline.runtime import start_detached_head, stop_detached_head
+
+    head = None
+    address = config.ray.address
+    if address is None:
+        with Console().timed("Starting a detached Ray head"):
+            head = start_detached_head(config.ray, record.with_suffix(".log"))
+        address = head.address
+    ray.init(address=address, namespace=config.ray.namespace, log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        printed = _deploy_and_print(config, head.dashboard_url if head else None, args.config)
+    except BaseException:
+        ray.shutdown()
+        if head is not None:
+            stop_detached_head(head.pid)
+        raise
+    ray.shutdown()
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"address": address, "head_pid": head.pid if head else None, **printed}))
+    print(f"detached; stop with: python -m pipeline serve --config {args.config} --stop")
+    return 0
+
+
+def _serve_stop(config: PipelineConfig, record: Path) -> int:
+    import ray
+
+    from pipeline.runtime import stop_detached_head
+    from serving import undeploy
+
+    if not record.exists():
+        print(f"no detached app {config.serving.app_name!r} recorded in {record}; nothing to stop")
+        return 0
+    saved = json.loads(record.read_text())
+    try:
+        ray.init(address=saved["address"], namespace=config.ray.namespace, log_to_driver=False,
+                 logging_level=logging.WARNING)  # fmt: skip
+        undeploy(config.serving.app_name)
+        ray.shutdown()
+    except ConnectionError:
+        print(f"the Ray cluster at {saved['address']} is gone already")
+    if saved.get("head_pid"):
+        stop_detached_head(int(saved["head_pid"]))
+    record.unlink()
+    print(f"stopped {config.serving.app_name!r}" + (" and its Ray head" if saved.get("head_pid") else ""))
+    return 0
+
+
 _Command = Callable[[PipelineConfig, argparse.Namespace], int]
 
 
@@ -200,6 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui = add("mlflow-ui", _mlflow_ui, "start the MLflow UI on the configured tracking store")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     ui.add_argument("--port", default=5000, type=int, help="port (default 5000)")
+    serve = add("serve", _serve, "serve the registry's champion and challenger over HTTP with Ray Serve")
+    mode = serve.add_mutually_exclusive_group()
+    mode.add_argument("--detach", action="store_true", help="leave the app running (on a Ray head of its own)")
+    mode.add_argument("--stop", action="store_true", help="tear down an app started with --detach")
     return parser
 
 

@@ -1,3 +1,8 @@
-"""Ray Serve champion/challenger serving (JVM-free scoring). Filled in by the `serve` work."""
+"""Ray Serve champion/challenger serving with a JVM-free (ONNX) scorer and a Spark fallback.
 
-__all__: list[str] = []
+Light imports only here: ``serving.scoring`` and ``serving.routing`` are pure and used outside Serve.
+"""
+
+from serving._deploy import Endpoints, ServingError, app_settings, deploy, undeploy, wait_ready
+
+__all__ = ["Endpoints", "ServingError", "app_settings", "deploy", "undeploy", "wait_ready"]

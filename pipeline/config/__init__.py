@@ -3,6 +3,7 @@
 from pipeline.config._loader import ENV_PREFIX, ConfigCheck, ConfigError, Problem, config_from_dict, load_config
 from pipeline.config._models import (
     AutoFeatures,
+    AutoscalingConfig,
     ColumnFeature,
     DataConfig,
     EarlyStopping,
@@ -14,17 +15,20 @@ from pipeline.config._models import (
     PipelineConfig,
     RayConfig,
     SelectionConfig,
+    ServingConfig,
     SparkConfig,
     SplitConfig,
     TableSource,
     TrackingConfig,
     TuningConfig,
     UnivariateSelection,
+    VariantConfig,
 )
 
 __all__ = [
     "ENV_PREFIX",
     "AutoFeatures",
+    "AutoscalingConfig",
     "ColumnFeature",
     "ConfigCheck",
     "ConfigError",
@@ -39,12 +43,14 @@ __all__ = [
     "Problem",
     "RayConfig",
     "SelectionConfig",
+    "ServingConfig",
     "SparkConfig",
     "SplitConfig",
     "TableSource",
     "TrackingConfig",
     "TuningConfig",
     "UnivariateSelection",
+    "VariantConfig",
     "config_from_dict",
     "load_config",
 ]

@@ -276,6 +276,95 @@ class TrackingConfig(_Section):
         return f"{_SQLITE_PREFIX}{db_path}"
 
 
+_VARIANT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
+_HOST = re.compile(r"^[A-Za-z0-9.:-]+$")
+
+
+class AutoscalingConfig(_Section):
+    """Ray Serve autoscaling for one variant (replaces a fixed replica count)."""
+
+    min_replicas: int = Field(default=1, ge=0, le=64)
+    max_replicas: int = Field(default=2, ge=1, le=64)
+    target_ongoing_requests: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})")
+        return self
+
+
+class VariantConfig(_Section):
+    """One served model: a registry alias (default: the variant's name) or a pinned version."""
+
+    alias: str | None = Field(default=None, min_length=1)
+    version: int | None = Field(default=None, ge=1)
+    weight: float = Field(default=0.0, ge=0.0, le=1.0, description="share of routed traffic")
+    replicas: int = Field(default=1, ge=1, le=64)
+    autoscaling: AutoscalingConfig | None = None
+    cpus: float = Field(default=0.0, ge=0.0, le=64, description="Ray CPUs reserved per replica")
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> VariantConfig:
+        if self.alias is not None and self.version is not None:
+            raise ValueError(f"give alias ({self.alias!r}) or version ({self.version}), not both")
+        return self
+
+
+def _default_variants() -> dict[str, VariantConfig]:
+    return {"champion": VariantConfig(weight=0.9), "challenger": VariantConfig(weight=0.1)}
+
+
+class ServingConfig(_Section):
+    """The Ray Serve app: variants behind one HTTP endpoint with weighted, sticky or shadow routing."""
+
+    host: str = Field(default="127.0.0.1", description="bind address; 0.0.0.0 exposes it beyond this machine")
+    port: int = Field(default=8000, ge=1, le=65535)
+    app_name: str = Field(default="pipeline", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    variants: dict[str, VariantConfig] = Field(default_factory=_default_variants)
+    sticky_key: str | None = Field(default=None, min_length=1, description="request field routed by hash")
+    shadow: str | None = Field(default=None, description="a variant that also scores every request, unseen")
+    token_env: str = Field(
+        default="PIPELINE_SERVE_TOKEN",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="env var holding the bearer token of the admin and train routes; unset: no such routes",
+    )
+    max_batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    ingress_replicas: int = Field(default=1, ge=1, le=64)
+    refresh_seconds: float = Field(default=1.0, gt=0, le=300, description="how often replicas pick up changes")
+    data_roots: list[ProjectPath] = Field(
+        # A string, not a Path: defaults are validated, and JSON validation (config sent to Ray actors) takes str.
+        default_factory=lambda: ["data"],  # type: ignore[arg-type]
+        description="POST /train may only read data under these folders",
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not _HOST.match(value):
+            raise ValueError(f"{value!r} is not a host name or IP address")
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, value: dict[str, VariantConfig]) -> dict[str, VariantConfig]:
+        if not value:
+            raise ValueError("at least one variant is needed")
+        for name in value:
+            if not _VARIANT_NAME.match(name):
+                raise ValueError(f"variant name {name!r}: lower-case letters, digits, '-' or '_', at most 31")
+        if sum(variant.weight for variant in value.values()) <= 0:
+            raise ValueError("the variants' weights are all 0; at least one must be above 0")
+        return value
+
+    @model_validator(mode="after")
+    def _shadow_known(self) -> ServingConfig:
+        if self.shadow is not None and self.shadow not in self.variants:
+            raise ValueError(f"shadow = {self.shadow!r} is not a variant; variants: {sorted(self.variants)}")
+        return self
+
+
 class PipelineConfig(_Section):
     """The whole job. ``root`` is the project root every relative path resolves against."""
 
@@ -288,3 +377,4 @@ class PipelineConfig(_Section):
     evaluation: EvaluationConfig = _defaults()
     tuning: TuningConfig | None = None
     tracking: TrackingConfig = _defaults()
+    serving: ServingConfig = _defaults()

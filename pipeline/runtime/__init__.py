@@ -1,5 +1,6 @@
 """Starting and stopping the engines: Java 17, Ray, and Spark inside Ray through RayDP."""
 
+from pipeline.runtime._detached import ClusterError, DetachedHead, start_detached_head, stop_detached_head
 from pipeline.runtime._java import JavaNotFoundError, JavaRuntime, activate_java, find_java
 from pipeline.runtime._session import (
     JAVA17_OPTIONS,
@@ -13,6 +14,8 @@ from pipeline.runtime._session import (
 
 __all__ = [
     "JAVA17_OPTIONS",
+    "ClusterError",
+    "DetachedHead",
     "JavaNotFoundError",
     "JavaRuntime",
     "Runtime",
@@ -21,6 +24,8 @@ __all__ = [
     "prepare_process_environment",
     "ray_init_kwargs",
     "spark_configs",
+    "start_detached_head",
     "start_spark",
+    "stop_detached_head",
     "stop_spark",
 ]

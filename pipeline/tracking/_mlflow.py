@@ -16,6 +16,7 @@ import yaml
 
 from pipeline.config import PipelineConfig, TrackingConfig
 from pipeline.errors import PipelineError
+from pipeline.export import ExportResult, export_scorer
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
+SCORER_ARTIFACT = "scorer"
+SCORER_ONNX = "model.onnx"
+SCORER_SPEC = "inputs.json"
 LINEAGE_TAGS = ("data.path", "data.format", "data.delta_version", "data.rows", "config_hash")
 
 
@@ -40,6 +44,8 @@ class Registration:
     version: str
     alias: str | None
     model_uri: str
+    scorer: str = ""
+    scorer_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,8 +122,20 @@ def log_training(
                 )
             mlflow.log_artifacts(str(folder))
         info = _log_spark_model(trained)
+        exported = _log_scorer(trained)
+        tags.update(scorer_tags(exported))
+        mlflow.set_tags(scorer_tags(exported))
         if not register:
-            return Registration(run.info.run_id, run.info.experiment_id, "", "", None, info.model_uri)
+            return Registration(
+                run.info.run_id,
+                run.info.experiment_id,
+                "",
+                "",
+                None,
+                info.model_uri,
+                exported.scorer,
+                exported.reason,
+            )
         version = mlflow.register_model(info.model_uri, config.tracking.registered_model, tags=tags)
         alias = _set_alias(client, config.tracking, version.version)
         return Registration(
@@ -127,6 +145,8 @@ def log_training(
             version=str(version.version),
             alias=alias,
             model_uri=f"models:/{config.tracking.registered_model}/{version.version}",
+            scorer=exported.scorer,
+            scorer_reason=exported.reason,
         )
 
 
@@ -166,6 +186,29 @@ def _log_spark_model(trained: TrainedModel) -> Any:
         signature=signature,
         pip_requirements=[f"pyspark=={pyspark.__version__}"],
     )
+
+
+def scorer_tags(exported: ExportResult) -> dict[str, str]:
+    """Tags that tell serving which scorer to load, and why it is not ONNX when it is not."""
+    tags = {"scorer": exported.scorer, "scorer.parity_rows": str(exported.rows_compared)}
+    if exported.max_difference is not None:
+        tags["scorer.max_difference"] = f"{exported.max_difference:.3g}"
+    if exported.reason:
+        tags["scorer.reason"] = exported.reason[:4000]
+    return tags
+
+
+def _log_scorer(trained: TrainedModel) -> ExportResult:
+    """Export to ONNX, run the parity gate, and log the graph and its input spec beside the Spark model."""
+    import mlflow
+
+    exported = export_scorer(trained)
+    with _artifact_dir() as folder:
+        (folder / SCORER_SPEC).write_text(exported.spec.to_json())
+        if exported.onnx is not None:
+            (folder / SCORER_ONNX).write_bytes(exported.onnx)
+        mlflow.log_artifacts(str(folder), artifact_path=SCORER_ARTIFACT)
+    return exported
 
 
 def _set_alias(client: MlflowClient, tracking: TrackingConfig, version: str) -> str | None:

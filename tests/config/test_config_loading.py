@@ -77,6 +77,12 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
             MINIMAL.replace("{path: data/table}", "{path: t}\n  ingest: {generate: {}, input: {path: x}}"),
             "either 'generate' or 'input'",
         ),
+        (MINIMAL + "serving: {variants: {a: {weight: 0}}}\n", "weights are all 0"),
+        (MINIMAL + "serving: {variants: {Champ: {weight: 1}}}\n", "variant name 'Champ'"),
+        (MINIMAL + "serving: {variants: {a: {weight: 1, alias: x, version: 2}}}\n", "not both"),
+        (MINIMAL + "serving: {shadow: canary}\n", "shadow = 'canary' is not a variant"),
+        (MINIMAL + "serving: {port: 0}\n", "serving.port = 0"),
+        (MINIMAL + "serving: {host: 'a b'}\n", "'a b' is not a host name"),
     ],
 )
 def test_rules_are_enforced_with_the_rule_in_the_message(tmp_path: Path, text: str, expected: str | None) -> None:

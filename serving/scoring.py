@@ -1,0 +1,153 @@
+"""The JVM-free scorer: an ONNX graph exported from a Spark pipeline, fed from JSON-like records.
+
+No Spark, Ray or MLflow here: the parity gate (in ``pipeline.export``) and the Serve replicas both use
+this module, so what was checked against Spark is exactly what serves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+FieldKind = Literal["number", "boolean", "string", "vector"]
+PREDICTION = "prediction"
+PROBABILITY = "probability"
+# A value no StringIndexer learned: Spark files a null category under "unknown", and so does this.
+_NULL_STRING = "\x00null"
+
+
+class RecordError(ValueError):
+    """A request record that cannot be scored; names the record, the field and the reason."""
+
+    def __init__(self, field: str, reason: str, record: int | None = None) -> None:
+        where = f"instances[{record}].{field}" if record is not None else field
+        super().__init__(f"{where}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.record = record
+
+
+@dataclass(frozen=True)
+class InputField:
+    """One input column of the model, as the scorer (and the HTTP API) expects it."""
+
+    name: str
+    kind: FieldKind
+    size: int | None = None  # vectors only
+
+    def describe(self) -> str:
+        return f"{self.kind}[{self.size}]" if self.kind == "vector" else self.kind
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """What the exported graph takes and gives: stored beside the ONNX file as JSON."""
+
+    task: str
+    inputs: tuple[InputField, ...]
+    classes: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"task": self.task, "classes": self.classes, "inputs": [asdict(f) for f in self.inputs]})
+
+    @classmethod
+    def from_json(cls, text: str) -> ScorerSpec:
+        raw = json.loads(text)
+        inputs = tuple(InputField(**field) for field in raw["inputs"])
+        return cls(task=raw["task"], inputs=inputs, classes=raw.get("classes"))
+
+
+def _number(value: Any, field: str, record: int) -> float:
+    if value is None:
+        return math.nan  # missing values are imputed by the pipeline, as in training
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecordError(field, f"expected a number, got {type(value).__name__} {value!r}", record)
+    if not math.isfinite(value):
+        raise RecordError(field, f"expected a finite number, got {value!r}", record)
+    return float(value)
+
+
+def _column(field: InputField, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    values: list[Any] = []
+    for index, record in enumerate(records):
+        if field.name not in record:
+            raise RecordError(field.name, f"missing (expected {field.describe()})", index)
+        value = record[field.name]
+        if field.kind == "number":
+            values.append(_number(value, field.name, index))
+        elif field.kind == "boolean":
+            if value is not None and not isinstance(value, bool):
+                raise RecordError(field.name, f"expected true or false, got {value!r}", index)
+            values.append(math.nan if value is None else float(value))
+        elif field.kind == "string":
+            if value is not None and not isinstance(value, str):
+                raise RecordError(field.name, f"expected a string, got {type(value).__name__} {value!r}", index)
+            values.append(_NULL_STRING if value is None else value)
+        else:
+            if not isinstance(value, list) or len(value) != field.size:
+                raise RecordError(field.name, f"expected a list of {field.size} numbers", index)
+            values.append([_number(item, field.name, index) for item in value])
+    if field.kind == "string":
+        return np.array(values, dtype=object).reshape(-1, 1)
+    array = np.array(values, dtype=np.float64)
+    return array.reshape(len(records), -1)
+
+
+def records_to_feeds(inputs: Sequence[InputField], records: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Checked ONNX feeds, one array per input column; raises RecordError naming the first bad value."""
+    known = {field.name for field in inputs}
+    for index, record in enumerate(records):
+        unknown = sorted(set(record) - known)
+        if unknown:
+            raise RecordError(unknown[0], f"unknown field; the model takes {sorted(known)}", index)
+    return {field.name: _column(field, records) for field in inputs}
+
+
+def positional_record(inputs: Sequence[InputField], features: Sequence[Any]) -> dict[str, Any]:
+    """A record from a plain list of values ordered as the model's inputs (the seed API's form)."""
+    if len(features) != len(inputs):
+        names = [field.name for field in inputs]
+        raise RecordError("features", f"expected {len(inputs)} values in the order {names}, got {len(features)}")
+    return {field.name: value for field, value in zip(inputs, features, strict=True)}
+
+
+class OnnxScorer:
+    """An onnxruntime session over an exported pipeline; ``score`` returns one dict per record."""
+
+    def __init__(self, onnx_bytes: bytes, spec: ScorerSpec, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        # One thread per request: replicas and concurrent requests give the parallelism.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.spec = spec
+        self._session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        self._outputs = [output.name for output in self._session.get_outputs()]
+
+    def score_arrays(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self._outputs, self._session.run(self._outputs, dict(feeds)), strict=True))
+
+    def score(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        outputs = self.score_arrays(records_to_feeds(self.spec.inputs, records))
+        return format_outputs(outputs, len(records))
+
+
+def format_outputs(outputs: Mapping[str, np.ndarray], rows: int) -> list[dict[str, Any]]:
+    """Plain JSON values per row: the prediction, and class probabilities where the model has them."""
+    predictions = np.asarray(outputs[PREDICTION], dtype=np.float64).reshape(rows)
+    probabilities = outputs.get(PROBABILITY)
+    results: list[dict[str, Any]] = []
+    for row in range(rows):
+        value = float(predictions[row])
+        # NaN (e.g. ALS's cold start: an unknown user or item) is not JSON: it is answered as null.
+        result: dict[str, Any] = {PREDICTION: None if math.isnan(value) else value}
+        if probabilities is not None:
+            result[PROBABILITY] = [float(p) for p in probabilities[row]]
+        results.append(result)
+    return results

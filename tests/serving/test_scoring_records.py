@@ -1,0 +1,61 @@
+"""Request records become checked ONNX feeds; every bad value is named with its record and field."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from serving.scoring import InputField, RecordError, ScorerSpec, positional_record, records_to_feeds
+
+INPUTS = (
+    InputField("amount", "number"),
+    InputField("merchant", "string"),
+    InputField("is_new", "boolean"),
+    InputField("embedding", "vector", 2),
+)
+GOOD = {"amount": 12.5, "merchant": "fuel", "is_new": True, "embedding": [0.1, 0.2]}
+
+
+def test_good_records_become_one_array_per_input() -> None:
+    feeds = records_to_feeds(INPUTS, [GOOD, {**GOOD, "amount": None, "merchant": None}])
+    assert feeds["amount"].shape == (2, 1) and math.isnan(feeds["amount"][1, 0])
+    assert feeds["merchant"][0, 0] == "fuel" and feeds["merchant"][1, 0] != "fuel"
+    assert feeds["is_new"][0, 0] == 1.0
+    np.testing.assert_array_equal(feeds["embedding"], [[0.1, 0.2], [0.1, 0.2]])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"amount": "12"}, "instances[1].amount: expected a number, got str '12'"),
+        ({"amount": float("nan")}, "instances[1].amount: expected a finite number, got nan"),
+        ({"amount": float("inf")}, "instances[1].amount: expected a finite number, got inf"),
+        ({"amount": True}, "instances[1].amount: expected a number, got bool True"),
+        ({"merchant": 3}, "instances[1].merchant: expected a string, got int 3"),
+        ({"is_new": 1}, "instances[1].is_new: expected true or false, got 1"),
+        ({"embedding": [1.0]}, "instances[1].embedding: expected a list of 2 numbers"),
+        ({"colour": "red"}, "instances[1].colour: unknown field"),
+    ],
+)
+def test_bad_values_are_named(change: dict, message: str) -> None:
+    with pytest.raises(RecordError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        records_to_feeds(INPUTS, [GOOD, {**GOOD, **change}])
+
+
+def test_a_missing_field_is_named_with_its_type() -> None:
+    record = {key: value for key, value in GOOD.items() if key != "merchant"}
+    with pytest.raises(RecordError, match=r"instances\[0\]\.merchant: missing \(expected string\)"):
+        records_to_feeds(INPUTS, [record])
+
+
+def test_positional_features_follow_the_input_order() -> None:
+    assert positional_record(INPUTS, [1.0, "fuel", False, [0, 0]])["merchant"] == "fuel"
+    with pytest.raises(RecordError, match="expected 4 values in the order"):
+        positional_record(INPUTS, [1.0])
+
+
+def test_the_spec_round_trips_through_json() -> None:
+    spec = ScorerSpec(task="classification", inputs=INPUTS, classes=2)
+    assert ScorerSpec.from_json(spec.to_json()) == spec

@@ -1,0 +1,333 @@
+"""The Ray Serve app over real HTTP: registry versions, ONNX and Spark-fallback scoring, routing, admin."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from pipeline._console import Console
+from pipeline.config import PipelineConfig
+from pipeline.jobs import train_and_register
+from pipeline.tracking import CHALLENGER, CHAMPION, connect
+from serving import deploy, undeploy
+from serving._app import shadow_log
+from tests.conftest import example_config, run_cli
+from tests.serving.test_routing import binomial_bound
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _config(lake: Path, store: Path, algorithm: str, port: int, **serving: Any) -> PipelineConfig:
+    tracking = {"uri": f"sqlite:///{store}/mlflow.db", "artifact_location": str(store / "art"),
+                "registered_model": "served", "experiment": "serving"}  # fmt: skip
+    defaults = {
+        "port": port,
+        "variants": {"champion": {"weight": 0.8}, "challenger": {"weight": 0.2}},
+        "sticky_key": "user_id",
+        "shadow": "challenger",
+        "refresh_seconds": 0.2,
+        "max_body_bytes": 8 * 1024 * 1024,
+    }
+    return example_config(algorithm, lake, tracking=tracking, serving={**defaults, **serving})
+
+
+@pytest.fixture(scope="module")
+def served(spark: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Versions 1 (random forest, champion), 2 (decision tree, challenger; same data and inputs) and 3
+    (bisecting k-means: no ONNX converter, pinned as a weight-0 'fallback' variant) behind one app."""
+    store = tmp_path_factory.mktemp("serving-store")
+    port = _free_port()
+    trained = {}
+    for algorithm, alias in (("random_forest", "auto"), ("decision_tree", "auto"), ("bisecting_kmeans", "none")):
+        config = _config(lake, store, algorithm, port)
+        config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"alias": alias})})
+        trained[algorithm] = train_and_register(spark, config, Console(quiet=True))
+    config = _config(lake, store, "random_forest", port,
+                     variants={"champion": {"weight": 0.8}, "challenger": {"weight": 0.2},
+                               "fallback": {"version": 3, "weight": 0.0}})  # fmt: skip
+    urls = deploy(config, environ={config.serving.token_env: TOKEN}, ready_timeout=300)
+    client = httpx.Client(base_url=urls.api, timeout=60)
+    yield {"config": config, "client": client, "trained": trained, "store": store, "lake": lake, "spark": spark}
+    client.close()
+    from ray import serve
+
+    undeploy(config.serving.app_name)
+    serve.shutdown()
+
+
+def _records(served: Any, algorithm: str, rows: int) -> list[dict[str, Any]]:
+    prepared = served["trained"][algorithm].trained.prepared
+    return [row.asDict() for row in prepared.test.select(*prepared.input_columns).limit(rows).collect()]
+
+
+def _spark_predictions(served: Any, algorithm: str, records: list[dict[str, Any]]) -> list[float]:
+    """What the registered Spark pipeline itself predicts for these records."""
+    trained = served["trained"][algorithm].trained
+    schema = trained.prepared.train.select(*trained.prepared.input_columns).schema
+    frame = served["spark"].createDataFrame(records, schema=schema)
+    return [row[0] for row in trained.model.transform(frame).select("prediction").collect()]
+
+
+def test_health_and_models_describe_every_variant(served: Any) -> None:
+    client = served["client"]
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json()["status"] == "ready"
+    models = client.get("/models").json()["variants"]
+    assert {name: (v["version"], v["scorer"]) for name, v in models.items()} == {
+        "champion": ("1", "onnx"), "challenger": ("2", "onnx"), "fallback": ("3", "spark")}  # fmt: skip
+    assert models["champion"]["lineage"]["data.delta_version"] == "0"
+    assert models["champion"]["weight"] == 0.8 and models["fallback"]["alias"] is None
+    assert "BisectingKMeansModel" in models["fallback"]["scorer_reason"]
+    schema = client.get("/openapi.json").json()
+    assert {"/predict", "/health", "/models", "/metrics", "/admin/weights", "/admin/reload"} <= set(
+        schema["paths"]
+    )
+
+
+def test_predictions_equal_spark_for_both_request_forms(served: Any) -> None:
+    client = served["client"]
+    records = _records(served, "random_forest", 50)
+    answer = client.post("/predict", json={"instances": records, "model_id": "champion"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["variant"], body["version"], body["scorer"]) == ("champion", "1", "onnx")
+    assert answer.headers["x-model-version"] == "1"
+    assert [p["prediction"] for p in body["predictions"]] == _spark_predictions(served, "random_forest", records)
+    inputs = [item["name"] for item in client.get("/models").json()["variants"]["champion"]["inputs"]]
+    positional = client.post("/predict", json={"model_id": "1", "features": [records[0][n] for n in inputs]})
+    assert positional.status_code == 200, positional.text
+    assert positional.json()["predictions"] == body["predictions"][:1]
+    assert (
+        client.post("/predict", json={"instances": records[:1], "model_id": "@challenger"}).json()["version"]
+        == "2"
+    )
+    missing = client.post("/predict", json={"instances": records[:1], "model_id": "9"})
+    assert missing.status_code == 404 and missing.json()["detail"]["field"] == "model_id"
+
+
+def test_the_spark_fallback_answers_like_spark(served: Any) -> None:
+    records = _records(served, "bisecting_kmeans", 20)
+    answer = served["client"].post("/predict", json={"instances": records, "model_id": "fallback"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["scorer"] == "spark"
+    expected = _spark_predictions(served, "bisecting_kmeans", records)
+    assert [p["prediction"] for p in answer.json()["predictions"]] == expected
+
+
+def _routed_total(text: str) -> int:
+    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("pipeline_requests_total") and 'role="routed"' in line)  # fmt: skip
+
+
+def _shadow_total(text: str) -> int:
+    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("pipeline_requests_total") and 'role="shadow"' in line)  # fmt: skip
+
+
+def test_weighted_split_shadow_and_metrics_counts(served: Any) -> None:
+    client = served["client"]
+    record = _records(served, "random_forest", 1)[0]
+    before = client.get("/metrics").text
+    shadow_before = _shadow_total(before)
+    variants: Counter[str] = Counter()
+    direct = client.post("/predict", json={"instances": [record], "model_id": "champion"}).json()["predictions"]
+    for _ in range(2000):
+        answer = client.post("/predict", json={"instances": [record]})
+        assert answer.status_code == 200
+        body = answer.json()
+        variants[body["variant"]] += 1
+        if body["variant"] == "champion":  # the shadow (challenger) never changes what the champion says
+            assert body["predictions"] == direct
+    low, high = binomial_bound(2000, 0.2)
+    assert low <= variants["challenger"] <= high, variants
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        after = client.get("/metrics").text
+        if _shadow_total(after) - shadow_before >= variants["champion"]:
+            break
+        time.sleep(0.5)
+    assert _routed_total(after) - _routed_total(before) == 2000
+    assert _shadow_total(after) - shadow_before == variants["champion"]
+    logged = shadow_log(served["config"].serving.app_name)
+    assert logged and {entry["variant"] for entry in logged} == {"challenger"}
+
+
+def test_sticky_keys_always_reach_the_same_variant(served: Any) -> None:
+    client = served["client"]
+    record = _records(served, "random_forest", 1)[0]
+    seen: dict[str, set[str]] = {}
+    for user in range(60):
+        for _ in range(3):
+            answer = client.post("/predict", json={"user_id": f"u{user}", "instances": [record]})
+            seen.setdefault(f"u{user}", set()).add(answer.json()["variant"])
+        inside = client.post("/predict", json={"instances": [{**record, "user_id": f"u{user}"}]})
+        seen[f"u{user}"].add(inside.json()["variant"])
+    assert all(len(variants) == 1 for variants in seen.values()), seen
+    assert {v for variants in seen.values() for v in variants} == {"champion", "challenger"}
+
+
+def test_bad_input_gets_a_named_4xx_and_the_server_stays_up(served: Any) -> None:
+    client = served["client"]
+    record = _records(served, "random_forest", 1)[0]
+    field = next(name for name, value in record.items() if isinstance(value, float))
+    cases = [
+        ({"instances": [{k: v for k, v in record.items() if k != field}]}, 422, f"instances[0].{field}"),
+        ({"instances": [{**record, field: "abc"}]}, 422, f"instances[0].{field}"),
+        ({"instances": [record] * 10_001}, 413, "instances"),
+        ({"instances": []}, 422, "instances"),
+        ({"features": [1.0]}, 422, "features"),
+        ({"nothing": 1}, 422, "body"),
+    ]
+    for payload, status, where in cases:
+        answer = client.post("/predict", json=payload)
+        assert answer.status_code == status, (payload if len(str(payload)) < 300 else where, answer.text)
+        assert answer.json()["detail"]["field"] == where
+    non_finite = json.dumps({"instances": [record]}).replace(json.dumps(record[field]), "NaN", 1)
+    answer = client.post("/predict", content=non_finite, headers={"content-type": "application/json"})
+    assert answer.status_code == 422 and "finite" in answer.json()["detail"]["reason"]
+    assert client.post("/predict", content=b"{not json").status_code == 400
+    assert client.post("/predict", content=b" " * (9 * 1024 * 1024)).status_code == 413
+    assert client.post("/predict", json={"instances": [record]}).status_code == 200
+
+
+def test_admin_routes_refuse_missing_or_wrong_tokens(served: Any) -> None:
+    client = served["client"]
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        assert client.post("/admin/weights", json={"weights": {"champion": 1}}, headers=headers).status_code == 401
+        assert client.post("/admin/reload", headers=headers).status_code == 401
+    bad = client.post("/admin/weights", json={"weights": {"champion": -1}}, headers=AUTH)
+    assert bad.status_code == 422 and "weights.champion = -1" in bad.json()["detail"]["reason"]
+    assert client.get("/models").json()["variants"]["champion"]["weight"] == 0.8
+
+
+def test_hot_weight_change_and_alias_reload_fail_no_request(served: Any) -> None:
+    client = served["client"]
+    record = _records(served, "random_forest", 1)[0]
+    statuses: Counter[int] = Counter()
+    answered: list[tuple[str, str]] = []
+    stop = threading.Event()
+
+    def stream() -> None:
+        with httpx.Client(base_url=str(client.base_url), timeout=60) as own:
+            while not stop.is_set():
+                answer = own.post("/predict", json={"instances": [record]})
+                statuses[answer.status_code] += 1
+                if answer.status_code == 200:
+                    answered.append((answer.json()["variant"], answer.json()["version"]))
+
+    worker = threading.Thread(target=stream)
+    worker.start()
+    try:
+        time.sleep(1.0)
+        changed = client.post("/admin/weights", json={"weights": {"champion": 0, "challenger": 1}}, headers=AUTH)
+        assert changed.status_code == 200 and changed.json()["weights"]["challenger"] == 1.0
+        time.sleep(1.0)
+        mark = len(answered)
+        time.sleep(1.0)
+        assert answered[mark:] and {variant for variant, _ in answered[mark:]} == {"challenger"}
+        # Swap the aliases in the registry, then reload: the variants now serve the other versions.
+        registry = connect(served["config"].tracking)
+        registry.set_registered_model_alias("served", CHAMPION, "2")
+        registry.set_registered_model_alias("served", CHALLENGER, "1")
+        reloaded = client.post("/admin/reload", headers=AUTH)
+        assert reloaded.status_code == 200, reloaded.text
+        assert reloaded.json()["versions"] == {"champion": "2", "challenger": "1", "fallback": "3"}
+        time.sleep(0.3)  # requests scored before the reload returned may still be arriving
+        mark = len(answered)
+        time.sleep(1.0)
+        assert answered[mark:] and set(answered[mark:]) == {("challenger", "1")}
+    finally:
+        stop.set()
+        worker.join()
+        registry = connect(served["config"].tracking)
+        registry.set_registered_model_alias("served", CHAMPION, "1")
+        registry.set_registered_model_alias("served", CHALLENGER, "2")
+        client.post("/admin/reload", headers=AUTH)
+        client.post("/admin/weights", json={"weights": {"champion": 0.8, "challenger": 0.2}}, headers=AUTH)
+    assert set(statuses) == {200}, statuses
+    assert sum(statuses.values()) > 50
+
+
+def test_without_a_token_the_admin_routes_do_not_exist(served: Any) -> None:
+    config = served["config"]
+    deploy(config, environ={}, ready_timeout=300)  # redeploys the app in place, without a token
+    client = served["client"]
+    assert client.post("/admin/weights", json={"weights": {"champion": 1}}, headers=AUTH).status_code == 404
+    assert client.post("/train", json={"algorithm": "kmeans", "data_path": "x"}, headers=AUTH).status_code == 404
+    assert "/admin/reload" not in client.get("/openapi.json").json()["paths"]
+    record = _records(served, "random_forest", 1)[0]
+    assert client.post("/predict", json={"instances": [record]}).status_code == 200
+
+
+def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> None:
+    """`serve --detach` on a Ray head of its own (a second cluster, another port), `POST /train` as a
+    Ray Job on it, then `serve --stop`."""
+    config = served["config"]
+    port, dashboard_port = _free_port(), _free_port()
+    lake = served["lake"]
+    raw = {
+        "root": str(tmp_path),
+        "ray": {"num_cpus": 2, "dashboard": True, "dashboard_port": dashboard_port},
+        "spark": {"executor_memory": "1g", "configs": {"spark.sql.shuffle.partitions": 2}},
+        "data": {"source": {"path": str(lake / "data" / "demo" / "transactions")}, "label": "label"},
+        "model": {"algorithm": "logistic_regression"},
+        "tracking": {"uri": config.tracking.uri, "registered_model": "served", "experiment": "serving",
+                     "alias": "none"},
+        "serving": {"port": port, "data_roots": [str(lake / "data")]},
+    }  # fmt: skip
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    env = {"PIPELINE_SERVE_TOKEN": TOKEN}
+    base = f"http://127.0.0.1:{port}"
+    started = run_cli("serve", "--config", str(path), "--detach", env=env, timeout=300)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert f"{base}/docs" in started.stdout and "champion" in started.stdout
+        assert httpx.get(f"{base}/health", timeout=30).status_code == 200
+        status_command = [str(Path(sys.executable).with_name("serve")), "status", "--address",
+                          f"http://127.0.0.1:{dashboard_port}"]  # fmt: skip
+        serve_status = subprocess.run(status_command, capture_output=True, text=True, timeout=60, check=False)
+        assert "pipeline:" in serve_status.stdout and "RUNNING" in serve_status.stdout, serve_status
+        outside = httpx.post(f"{base}/train", json={"algorithm": "logistic_regression", "data_path": "../../etc"},
+                             headers=AUTH, timeout=30)  # fmt: skip
+        assert outside.status_code == 403 and "outside the data roots" in outside.json()["detail"]["reason"]
+        unauthorised = httpx.post(f"{base}/train", json={"algorithm": "gbt", "data_path": "demo/transactions"})
+        assert unauthorised.status_code == 401
+        submitted = httpx.post(f"{base}/train", json={"algorithm": "gbt", "data_path": "demo/transactions"},
+                               headers=AUTH, timeout=60)  # fmt: skip
+        assert submitted.status_code == 202, submitted.text
+        job = submitted.json()["id"]
+        deadline = time.monotonic() + 400
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = httpx.get(f"{base}/train/{job}", headers=AUTH, timeout=30).json()
+            if status["status"] in ("SUCCEEDED", "FAILED", "STOPPED"):
+                break
+            time.sleep(3)
+        assert status["status"] == "SUCCEEDED", status
+        assert status["model"] == "served" and int(status["version"]) > 3 and status["algorithm"] == "gbt"
+        assert httpx.get(f"{base}/train/train-nope", headers=AUTH, timeout=30).status_code == 404
+    finally:
+        stopped = run_cli("serve", "--config", str(path), "--stop", timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped" in stopped.stdout
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base}/health", timeout=5)
