@@ -62,9 +62,9 @@ def export_scorer(trained: TrainedModel, rows: int = PARITY_ROWS) -> ExportResul
         return ExportResult("spark", f"export: {error}", spec, None, 0, None)
     except Exception as error:  # a converter bug must not lose the training: Spark still serves it
         return ExportResult("spark", f"export failed: {type(error).__name__}: {error}", spec, None, 0, None)
-    wanted = [PREDICTION] + ([PROBABILITY] if spec.task == "classification" or _has_probability(trained) else [])
     scored = trained.model.transform(prepared.test.limit(rows))
-    wanted = [name for name in wanted if name in scored.columns]
+    # Probabilities are compared wherever Spark gives them (classifiers, Gaussian mixtures).
+    wanted = [name for name in (PREDICTION, PROBABILITY) if name in scored.columns]
     collected = scored.select(*prepared.input_columns, *wanted).collect()
     if not collected:
         return ExportResult("spark", "parity: no held-out rows to compare on", spec, None, 0, None)
@@ -74,10 +74,6 @@ def export_scorer(trained: TrainedModel, rows: int = PARITY_ROWS) -> ExportResul
     if problem:
         return ExportResult("spark", f"parity: {problem}", spec, None, len(collected), difference)
     return ExportResult("onnx", "", spec, onnx_bytes, len(collected), difference)
-
-
-def _has_probability(trained: TrainedModel) -> bool:
-    return trained.prepared.algorithm.name == "gaussian_mixture"
 
 
 def _plain_record(row: dict[str, Any], columns: list[str]) -> dict[str, Any]:
