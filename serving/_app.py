@@ -59,6 +59,7 @@ class AppSettings:
     max_body_bytes: int = 16 * 1024 * 1024
     refresh_seconds: float = 1.0
     ingress_replicas: int = 1
+    max_ongoing_requests: int = 64
     data_roots: tuple[str, ...] = ()
     config_file: str | None = None  # the YAML `POST /train` jobs start from
     dashboard_url: str | None = None  # Ray Jobs are submitted through the dashboard
@@ -278,7 +279,11 @@ def build_ingress(settings: AppSettings) -> Any:
     )
     admin = settings.token_sha256 is not None
 
-    @serve.deployment(ray_actor_options={"num_cpus": 0}, num_replicas=settings.ingress_replicas)
+    @serve.deployment(
+        ray_actor_options={"num_cpus": 0},
+        num_replicas=settings.ingress_replicas,
+        max_ongoing_requests=settings.max_ongoing_requests,
+    )
     @serve.ingress(api)
     class Router:
         def __init__(self, handles: dict[str, Any], settings: AppSettings) -> None:
@@ -538,7 +543,12 @@ def build_application(settings: AppSettings) -> Any:
     ray.get(state.set_weights.remote(weights))  # a redeploy starts from the config's weights
     handles = {}
     for name, variant in settings.variants.items():
-        options: dict[str, Any] = {"name": f"variant-{name}", "ray_actor_options": {"num_cpus": variant.cpus}}
+        options: dict[str, Any] = {
+            "name": f"variant-{name}",
+            "ray_actor_options": {"num_cpus": variant.cpus},
+            # Serve's default (5) makes concurrent clients queue and back off: scoring takes well under 1 ms.
+            "max_ongoing_requests": settings.max_ongoing_requests,
+        }
         if variant.autoscaling is not None:
             options["autoscaling_config"] = variant.autoscaling
         else:

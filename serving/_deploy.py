@@ -64,6 +64,7 @@ def app_settings(
         max_body_bytes=serving.max_body_bytes,
         refresh_seconds=serving.refresh_seconds,
         ingress_replicas=serving.ingress_replicas,
+        max_ongoing_requests=serving.max_ongoing_requests,
         data_roots=tuple(str(root) for root in serving.data_roots),
         config_file=str(Path(config_file).resolve()) if config_file else None,
         dashboard_url=dashboard_url,

@@ -332,6 +332,7 @@ class ServingConfig(_Section):
     max_batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     ingress_replicas: int = Field(default=1, ge=1, le=64)
+    max_ongoing_requests: int = Field(default=64, ge=1, le=10_000, description="per replica, before queueing")
     refresh_seconds: float = Field(default=1.0, gt=0, le=300, description="how often replicas pick up changes")
     data_roots: list[ProjectPath] = Field(
         # A string, not a Path: defaults are validated, and JSON validation (config sent to Ray actors) takes str.
