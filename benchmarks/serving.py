@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,15 +31,9 @@ from pipeline.algorithms import check_model
 from pipeline.config import PipelineConfig, config_from_dict
 from pipeline.data import ingest
 from pipeline.jobs import train_and_register
-from pipeline.runtime import Runtime
+from pipeline.runtime import Runtime, free_port
 from serving import deploy, undeploy
 from serving._registry import ModelSource, load_model
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def make_config(root: Path, rows: int, port: int) -> PipelineConfig:
@@ -139,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     root = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    config = make_config(root, args.rows, _free_port())
+    config = make_config(root, args.rows, free_port())
     results: dict[str, dict[str, float]] = {}
     with Runtime(config, console=console) as runtime:
         ingest(runtime.spark, config.data)
@@ -172,7 +165,7 @@ def main() -> None:
         results["(a) Serve, routed"]["batch10k_ms"] = statistics.median(batch_times) * 1e3
         undeploy(config.serving.app_name)
 
-    port = _free_port()
+    port = free_port()
     server = mlflow_server(config, version, port, root / "mlflow-serve.log")
     try:
         with console.timed("Starting `mlflow models serve` (Spark pyfunc)"):

@@ -45,6 +45,11 @@ class VariantSettings:
     cpus: float = 0.0
 
 
+def state_actor_name(app_name: str) -> str:
+    """The name of the app's ServeState actor (in STATE_NAMESPACE)."""
+    return f"{app_name}-state"
+
+
 @dataclass(frozen=True)
 class AppSettings:
     """Everything the ingress needs, built from the config by ``serving.deploy``."""
@@ -68,7 +73,7 @@ class AppSettings:
 
     @property
     def state_name(self) -> str:
-        return f"{self.app_name}-state"
+        return state_actor_name(self.app_name)
 
 
 # --- shared state: weights and metrics for all replicas -------------------------------------------
@@ -270,6 +275,12 @@ def _problem(status: int, field_name: str, reason: str) -> JSONResponse:
     return JSONResponse({"detail": {"field": field_name, "reason": reason}}, status_code=status)
 
 
+def _invalid(error: ValidationError) -> JSONResponse:
+    """422 naming the first invalid field of a request body (its dotted location) and pydantic's reason."""
+    first = error.errors()[0]
+    return _problem(422, ".".join(str(part) for part in first["loc"]) or "body", first["msg"])
+
+
 def build_ingress(settings: AppSettings) -> Any:
     """The ingress deployment class; admin routes are defined only when a token is configured."""
     api = FastAPI(
@@ -390,9 +401,7 @@ def build_ingress(settings: AppSettings) -> Any:
             except json.JSONDecodeError as error:
                 return _problem(400, "body", f"not valid JSON: {error}")
             except ValidationError as error:
-                first = error.errors()[0]
-                where = ".".join(str(part) for part in first["loc"]) or "body"
-                return _problem(422, where, first["msg"])
+                return _invalid(error)
             if (payload.instances is None) == (payload.features is None):
                 return _problem(422, "body", "give either 'instances' (a list of records) or 'features' (one row)")
             rows = len(payload.instances) if payload.instances is not None else 1
@@ -492,8 +501,7 @@ def build_ingress(settings: AppSettings) -> Any:
                 except json.JSONDecodeError as error:
                     return _problem(400, "body", f"not valid JSON: {error}")
                 except ValidationError as error:
-                    first = error.errors()[0]
-                    return _problem(422, ".".join(str(p) for p in first["loc"]) or "body", first["msg"])
+                    return _invalid(error)
                 if asked.algorithm not in self.settings.algorithms:
                     return _problem(
                         422, "algorithm", f"{asked.algorithm!r} is not one of {list(self.settings.algorithms)}"
@@ -530,7 +538,7 @@ def build_ingress(settings: AppSettings) -> Any:
 
 def shadow_log(app_name: str) -> list[dict[str, Any]]:
     """The recent shadow results of a running app (newest last)."""
-    state = ray.get_actor(f"{app_name}-state", namespace=STATE_NAMESPACE)
+    state = ray.get_actor(state_actor_name(app_name), namespace=STATE_NAMESPACE)
     return list(ray.get(state.shadow_log.remote()))
 
 
@@ -559,7 +567,7 @@ def build_application(settings: AppSettings) -> Any:
 
 def kill_state(app_name: str) -> bool:
     try:
-        ray.kill(ray.get_actor(f"{app_name}-state", namespace=STATE_NAMESPACE))
+        ray.kill(ray.get_actor(state_actor_name(app_name), namespace=STATE_NAMESPACE))
     except ValueError:
         return False
     return True

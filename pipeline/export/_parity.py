@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from pipeline.export._onnx import Unsupported, export_onnx
-from pipeline.features import value_kind
+from pipeline.features import ValueKind, value_kind
 from serving.scoring import PREDICTION, PROBABILITY, InputField, OnnxScorer, ScorerSpec, records_to_feeds
 
 if TYPE_CHECKING:
@@ -31,12 +31,16 @@ class ExportResult:
     max_difference: float | None
 
 
-def scorer_spec(trained: TrainedModel) -> ScorerSpec:
+def _input_kinds(trained: TrainedModel) -> dict[str, ValueKind]:
+    prepared = trained.prepared
+    return {name: value_kind(prepared.train.schema[name].dataType) for name in prepared.input_columns}
+
+
+def scorer_spec(trained: TrainedModel, kinds: dict[str, ValueKind] | None = None) -> ScorerSpec:
     """The model's inputs as the scorer and the HTTP API take them, from the training data's schema."""
     prepared = trained.prepared
     fields = []
-    for name in prepared.input_columns:
-        kind = value_kind(prepared.train.schema[name].dataType)
+    for name, kind in (kinds or _input_kinds(trained)).items():
         if kind == "vector":
             feature = prepared.spec.columns[name] if prepared.spec is not None else None
             size = getattr(feature, "size", None)
@@ -51,10 +55,9 @@ def scorer_spec(trained: TrainedModel) -> ScorerSpec:
 def export_scorer(trained: TrainedModel, rows: int = PARITY_ROWS) -> ExportResult:
     """Export the fitted pipeline to ONNX and compare it with Spark's ``transform`` on test rows."""
     prepared = trained.prepared
-    spec = scorer_spec(trained)
-    integers = {
-        name for name in prepared.input_columns if value_kind(prepared.train.schema[name].dataType) == "integer"
-    }
+    kinds = _input_kinds(trained)
+    spec = scorer_spec(trained, kinds)
+    integers = {name for name, kind in kinds.items() if kind == "integer"}
     try:
         onnx_bytes = export_onnx(trained.model, spec.inputs, integers, prepared.task)
         scorer = OnnxScorer(onnx_bytes, spec)

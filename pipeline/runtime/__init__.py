@@ -1,6 +1,12 @@
 """Starting and stopping the engines: Java 17, Ray, and Spark inside Ray through RayDP."""
 
-from pipeline.runtime._detached import ClusterError, DetachedHead, start_detached_head, stop_detached_head
+from pipeline.runtime._detached import (
+    ClusterError,
+    DetachedHead,
+    free_port,
+    start_detached_head,
+    stop_detached_head,
+)
 from pipeline.runtime._java import JavaNotFoundError, JavaRuntime, activate_java, find_java
 from pipeline.runtime._session import (
     JAVA17_OPTIONS,
@@ -21,6 +27,7 @@ __all__ = [
     "Runtime",
     "activate_java",
     "find_java",
+    "free_port",
     "prepare_process_environment",
     "ray_init_kwargs",
     "spark_configs",

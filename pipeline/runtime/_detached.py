@@ -29,7 +29,8 @@ class DetachedHead:
     log: Path
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -38,7 +39,7 @@ def _free_port() -> int:
 def start_detached_head(ray_config: RayConfig, log: Path, timeout: float = 60.0) -> DetachedHead:
     """``ray start --head --block`` in its own session; its workers inherit Java 17 and this Python."""
     prepare_process_environment(find_java())
-    port = _free_port()
+    port = free_port()
     command = [
         str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
         "--node-ip-address", "127.0.0.1", "--port", str(port),
@@ -46,7 +47,7 @@ def start_detached_head(ray_config: RayConfig, log: Path, timeout: float = 60.0)
         f"--include-dashboard={str(ray_config.dashboard).lower()}",
         # Free ports for the node's agent: the defaults clash with any other Ray on this machine, and
         # without its agent the head cannot take Ray Jobs ("No available agent to submit job").
-        "--dashboard-agent-listen-port", str(_free_port()), "--dashboard-agent-grpc-port", str(_free_port()),
+        "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
     ]  # fmt: skip
     if ray_config.num_cpus is not None:
         command += ["--num-cpus", str(ray_config.num_cpus)]

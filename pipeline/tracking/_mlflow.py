@@ -123,8 +123,9 @@ def log_training(
             mlflow.log_artifacts(str(folder))
         info = _log_spark_model(trained)
         exported = _log_scorer(trained)
-        tags.update(scorer_tags(exported))
-        mlflow.set_tags(scorer_tags(exported))
+        scorer = scorer_tags(exported)
+        tags.update(scorer)  # the registered version gets them too
+        mlflow.set_tags(scorer)
         if not register:
             return Registration(
                 run.info.run_id,

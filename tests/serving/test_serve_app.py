@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import yaml
 from pipeline._console import Console
 from pipeline.config import PipelineConfig
 from pipeline.jobs import train_and_register
+from pipeline.runtime import free_port
 from pipeline.tracking import CHALLENGER, CHAMPION, connect
 from serving import deploy, undeploy
 from serving._app import shadow_log
@@ -27,12 +27,6 @@ from tests.serving.test_routing import binomial_bound
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _config(lake: Path, store: Path, algorithm: str, port: int, **serving: Any) -> PipelineConfig:
@@ -54,7 +48,7 @@ def served(spark: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """Versions 1 (random forest, champion), 2 (decision tree, challenger; same data and inputs) and 3
     (bisecting k-means: no ONNX converter, pinned as a weight-0 'fallback' variant) behind one app."""
     store = tmp_path_factory.mktemp("serving-store")
-    port = _free_port()
+    port = free_port()
     trained = {}
     for algorithm, alias in (("random_forest", "auto"), ("decision_tree", "auto"), ("bisecting_kmeans", "none")):
         config = _config(lake, store, algorithm, port)
@@ -132,21 +126,17 @@ def test_the_spark_fallback_answers_like_spark(served: Any) -> None:
     assert [p["prediction"] for p in answer.json()["predictions"]] == expected
 
 
-def _routed_total(text: str) -> int:
+def _requests_total(text: str, role: str) -> int:
+    """Requests counted in /metrics for one role (routed, direct or shadow), all variants and statuses."""
     return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("pipeline_requests_total") and 'role="routed"' in line)  # fmt: skip
-
-
-def _shadow_total(text: str) -> int:
-    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("pipeline_requests_total") and 'role="shadow"' in line)  # fmt: skip
+               if line.startswith("pipeline_requests_total") and f'role="{role}"' in line)  # fmt: skip
 
 
 def test_weighted_split_shadow_and_metrics_counts(served: Any) -> None:
     client = served["client"]
     record = _records(served, "random_forest", 1)[0]
     before = client.get("/metrics").text
-    shadow_before = _shadow_total(before)
+    shadow_before = _requests_total(before, "shadow")
     variants: Counter[str] = Counter()
     direct = client.post("/predict", json={"instances": [record], "model_id": "champion"}).json()["predictions"]
     for _ in range(2000):
@@ -161,11 +151,11 @@ def test_weighted_split_shadow_and_metrics_counts(served: Any) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         after = client.get("/metrics").text
-        if _shadow_total(after) - shadow_before >= variants["champion"]:
+        if _requests_total(after, "shadow") - shadow_before >= variants["champion"]:
             break
         time.sleep(0.5)
-    assert _routed_total(after) - _routed_total(before) == 2000
-    assert _shadow_total(after) - shadow_before == variants["champion"]
+    assert _requests_total(after, "routed") - _requests_total(before, "routed") == 2000
+    assert _requests_total(after, "shadow") - shadow_before == variants["champion"]
     logged = shadow_log(served["config"].serving.app_name)
     assert logged and {entry["variant"] for entry in logged} == {"challenger"}
 
@@ -281,7 +271,7 @@ def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> Non
     """`serve --detach` on a Ray head of its own (a second cluster, another port), `POST /train` as a
     Ray Job on it, then `serve --stop`."""
     config = served["config"]
-    port, dashboard_port = _free_port(), _free_port()
+    port, dashboard_port = free_port(), free_port()
     lake = served["lake"]
     raw = {
         "root": str(tmp_path),
