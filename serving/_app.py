@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 import ray
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ray import serve
 
@@ -96,8 +97,10 @@ class ServeState:
         self.weights = weights
         return weights
 
-    def record(self, variant: str, version: str, role: str, status: int, seconds: float, rows: int) -> None:
-        self.metrics.record(variant, version, role, status, seconds, rows)
+    def record_many(self, entries: list[tuple[str, str, str, int, float, int]]) -> None:
+        """Requests an ingress replica answered since its last flush (variant, version, role, status, s, rows)."""
+        for entry in entries:
+            self.metrics.record(*entry)
 
     def record_shadow(self, entry: dict[str, Any]) -> None:
         self.shadow_results.append(entry)
@@ -107,6 +110,15 @@ class ServeState:
 
     def render_metrics(self) -> str:
         return self.metrics.render()
+
+
+def parse_json(body: bytes) -> Any:
+    """The request body; orjson first (fast), then the standard parser, which also reads NaN and Infinity
+    so that a non-finite number is refused by name (field and reason) rather than as unreadable JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 # --- one deployment per variant -------------------------------------------------------------------
@@ -163,19 +175,24 @@ class VariantModel:
         return {"variant": self.variant, "version": self.model.version if self.model else None,
                 "previous": current, "changed": target != current, "error": self.error}  # fmt: skip
 
-    def score(
-        self, records: list[dict[str, Any]] | None, features: list[Any] | None, ignore: str | None
-    ) -> dict[str, Any]:
+    def score(self, body: bytes, ignore: str | None) -> dict[str, Any]:
+        """Score a request body the ingress has checked; the predictions come back as JSON bytes.
+
+        The raw body travels instead of parsed records, and JSON comes back, because for a batch of
+        thousands of records pickling Python objects both ways costs more than parsing here.
+        """
         model = self.model  # one reference for the whole request, whatever a reload does meanwhile
         if model is None:
             return {"status": 503, "detail": {"field": "model", "reason": f"variant {self.variant} is not loaded"}}
+        payload = parse_json(body)
+        records, features = payload.get("instances"), payload.get("features")
         try:
             if features is not None:
                 records = [positional_record(model.spec.inputs, features)]
             assert records is not None
             if ignore is not None and all(item.name != ignore for item in model.spec.inputs):
                 records = [{k: v for k, v in record.items() if k != ignore} for record in records]
-            predictions = model.score(records)
+            predictions = orjson.dumps(model.score(records))
         except RecordError as error:
             return {"status": 422, "detail": {"field": _field_path(error, features), "reason": error.reason}}
         return {"status": 200, "version": model.version, "scorer": model.scorer, "predictions": predictions}
@@ -198,6 +215,48 @@ class PredictRequest(BaseModel):
     instances: list[dict[str, Any]] | None = Field(default=None, min_length=1)
     features: list[Any] | None = Field(default=None, min_length=1)
     model_id: str | None = Field(default=None, min_length=1)
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    """A /predict body whose shape has been checked (the records' values are the variant's to check)."""
+
+    instances: list[dict[str, Any]] | None
+    features: list[Any] | None
+    model_id: str | None
+    fields: dict[str, Any]
+
+    @property
+    def rows(self) -> int:
+        return len(self.instances) if self.instances is not None else 1
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, field_name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.response = _problem(status, field_name, reason)
+
+
+def _envelope(raw: Any, max_rows: int) -> _Envelope:
+    """The shape PredictRequest documents, checked without building a model per record (batches are large)."""
+    if not isinstance(raw, dict):
+        raise _Refused(422, "body", f"expected a JSON object, got {type(raw).__name__}")
+    instances, features, model_id = raw.get("instances"), raw.get("features"), raw.get("model_id")
+    if (instances is None) == (features is None):
+        raise _Refused(422, "body", "give either 'instances' (a list of records) or 'features' (one row)")
+    for name, value in (("instances", instances), ("features", features)):
+        if value is not None and (not isinstance(value, list) or not value):
+            raise _Refused(422, name, f"expected a non-empty list, got {json.dumps(value)[:80]}")
+    if instances is not None:
+        if len(instances) > max_rows:
+            raise _Refused(413, "instances", f"{len(instances)} rows; at most {max_rows} per request")
+        for index, record in enumerate(instances):
+            if not isinstance(record, dict):
+                reason = f"expected an object (a record), got {json.dumps(record)[:80]}"
+                raise _Refused(422, f"instances[{index}]", reason)
+    if model_id is not None and (not isinstance(model_id, str) or not model_id):
+        raise _Refused(422, "model_id", f"expected a variant, alias or version name, got {model_id!r}")
+    return _Envelope(instances, features, model_id, raw)
 
 
 class TrainRequest(BaseModel):
@@ -305,10 +364,21 @@ def build_ingress(settings: AppSettings) -> Any:
             self.versions: dict[str, str] = {}
             self._refresher: asyncio.Task[None] | None = None
             self._shadow_tasks: set[asyncio.Task[None]] = set()
+            # Answered requests not yet sent to the state actor: one Ray call per flush, not per request.
+            self._unsent: list[tuple[str, str, str, int, float, int]] = []
+
+        def _count(self, variant: str, version: str, role: str, status: int, started: float, rows: int) -> None:
+            self._unsent.append((variant, version, role, status, time.perf_counter() - started, rows))
+
+        async def _flush_metrics(self) -> None:
+            if self._unsent:
+                entries, self._unsent = self._unsent, []
+                await self.state.record_many.remote(entries)
 
         async def _refresh_forever(self) -> None:
             while True:
                 try:
+                    await self._flush_metrics()
                     self.weights = await self.state.get_weights.remote()
                     await self._refresh_versions()
                 except Exception as error:  # keep serving on the last known weights
@@ -338,12 +408,11 @@ def build_ingress(settings: AppSettings) -> Any:
             matches = [name for name, version in self.versions.items() if version == model_id]
             return matches[0] if matches else None
 
-        def _sticky_value(self, payload: PredictRequest) -> str | None:
+        def _sticky_value(self, payload: _Envelope) -> str | None:
             key = self.settings.sticky_key
             if key is None:
                 return None
-            extra = payload.model_extra or {}
-            value = extra.get(key)
+            value = payload.fields.get(key)
             if value is None and payload.instances:
                 value = payload.instances[0].get(key)
             return None if value is None else str(value)
@@ -377,6 +446,8 @@ def build_ingress(settings: AppSettings) -> Any:
         @api.get("/metrics", response_class=PlainTextResponse)
         async def metrics(self) -> PlainTextResponse:
             """Prometheus text: requests, errors, rows and latency per variant, version and role."""
+            await self._ensure_refresher()
+            await self._flush_metrics()  # other ingress replicas flush every refresh_seconds
             text = await self.state.render_metrics.remote()
             return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
@@ -385,29 +456,24 @@ def build_ingress(settings: AppSettings) -> Any:
             openapi_extra={"requestBody": {"required": True, "content": {
                 "application/json": {"schema": PredictRequest.model_json_schema()}}}},
         )  # fmt: skip
-        async def predict(self, request: Request) -> JSONResponse:
+        async def predict(self, request: Request) -> Response:
             """Score one record or a batch; the response names the variant and version that answered."""
             await self._ensure_refresher()
             started = time.perf_counter()
             request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+            limit = self.settings.max_body_bytes
             declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.settings.max_body_bytes:
-                return _problem(413, "body", f"{declared} bytes; at most {self.settings.max_body_bytes}")
+            if declared.isdigit() and int(declared) > limit:
+                return _problem(413, "body", f"{declared} bytes; at most {limit}")
             body = await request.body()
-            if len(body) > self.settings.max_body_bytes:
-                return _problem(413, "body", f"{len(body)} bytes; at most {self.settings.max_body_bytes}")
+            if len(body) > limit:
+                return _problem(413, "body", f"{len(body)} bytes; at most {limit}")
             try:
-                payload = PredictRequest.model_validate(json.loads(body))
+                payload = _envelope(parse_json(body), self.settings.max_batch_rows)
             except json.JSONDecodeError as error:
                 return _problem(400, "body", f"not valid JSON: {error}")
-            except ValidationError as error:
-                return _invalid(error)
-            if (payload.instances is None) == (payload.features is None):
-                return _problem(422, "body", "give either 'instances' (a list of records) or 'features' (one row)")
-            rows = len(payload.instances) if payload.instances is not None else 1
-            if rows > self.settings.max_batch_rows:
-                limit = self.settings.max_batch_rows
-                return _problem(413, "instances", f"{rows} rows; at most {limit} per request")
+            except _Refused as refused:
+                return refused.response
             if payload.model_id is not None:
                 variant = self._target(payload.model_id)
                 if variant is None:
@@ -420,36 +486,31 @@ def build_ingress(settings: AppSettings) -> Any:
                     return _problem(503, "model", f"no variant with traffic has a model loaded: {self.weights}")
                 variant = choose_variant(routable, self._sticky_value(payload))
                 role = "routed"
-            answer = await self.handles[variant].score.remote(
-                payload.instances, payload.features, self.settings.sticky_key
-            )
-            seconds = time.perf_counter() - started
+            answer = await self.handles[variant].score.remote(body, self.settings.sticky_key)
             version = answer.get("version", self.versions.get(variant, "none"))
-            self.state.record.remote(variant, version, role, answer["status"], seconds, rows)
+            self._count(variant, version, role, answer["status"], started, payload.rows)
             if answer["status"] != 200:
                 return JSONResponse({"detail": answer["detail"], "variant": variant}, status_code=answer["status"])
             shadow = self.settings.shadow
             if shadow is not None and shadow != variant and role == "routed":
-                task = asyncio.get_running_loop().create_task(self._shadow(shadow, payload, request_id))
+                task = asyncio.get_running_loop().create_task(self._shadow(shadow, body, payload.rows, request_id))
                 self._shadow_tasks.add(task)
                 task.add_done_callback(self._shadow_tasks.discard)
-            body_out = {"request_id": request_id, "variant": variant, "model": self.settings.model_name,
-                        "version": answer["version"], "scorer": answer["scorer"],
-                        "predictions": answer["predictions"]}  # fmt: skip
+            head = orjson.dumps({"request_id": request_id, "variant": variant, "model": self.settings.model_name,
+                                 "version": answer["version"], "scorer": answer["scorer"]})  # fmt: skip
+            # The variant's predictions are JSON already: spliced in, not parsed and written again.
+            content = head[:-1] + b',"predictions":' + answer["predictions"] + b"}"
             headers = {"x-variant": variant, "x-model-version": str(answer["version"]), "x-request-id": request_id}
-            return JSONResponse(body_out, headers=headers)
+            return Response(content, media_type="application/json", headers=headers)
 
-        async def _shadow(self, variant: str, payload: PredictRequest, request_id: str) -> None:
+        async def _shadow(self, variant: str, body: bytes, rows: int, request_id: str) -> None:
             started = time.perf_counter()
-            answer = await self.handles[variant].score.remote(
-                payload.instances, payload.features, self.settings.sticky_key
-            )
-            seconds = time.perf_counter() - started
+            answer = await self.handles[variant].score.remote(body, self.settings.sticky_key)
             version = answer.get("version", "none")
-            rows = len(payload.instances) if payload.instances is not None else 1
-            self.state.record.remote(variant, version, "shadow", answer["status"], seconds, rows)
+            self._count(variant, version, "shadow", answer["status"], started, rows)
+            predictions = orjson.loads(answer["predictions"])[:10] if answer["status"] == 200 else []
             entry = {"request_id": request_id, "variant": variant, "version": version, "status": answer["status"],
-                     "predictions": answer.get("predictions", [])[:10]}  # fmt: skip
+                     "predictions": predictions}  # fmt: skip
             self.state.record_shadow.remote(entry)
             logger.info("shadow %s", json.dumps(entry))
 
@@ -556,6 +617,8 @@ def build_application(settings: AppSettings) -> Any:
             "ray_actor_options": {"num_cpus": variant.cpus},
             # Serve's default (5) makes concurrent clients queue and back off: scoring takes well under 1 ms.
             "max_ongoing_requests": settings.max_ongoing_requests,
+            # The ingress logs every HTTP request already; a second line per internal call costs time.
+            "logging_config": {"enable_access_log": False},
         }
         if variant.autoscaling is not None:
             options["autoscaling_config"] = variant.autoscaling

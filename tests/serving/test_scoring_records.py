@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from serving.scoring import InputField, RecordError, ScorerSpec, positional_record, records_to_feeds
+from serving.scoring import (
+    InputField,
+    RecordError,
+    ScorerSpec,
+    _column,
+    format_outputs,
+    positional_record,
+    records_to_feeds,
+)
 
 INPUTS = (
     InputField("amount", "number"),
@@ -42,6 +50,34 @@ def test_good_records_become_one_array_per_input() -> None:
 def test_bad_values_are_named(change: dict, message: str) -> None:
     with pytest.raises(RecordError, match=message.replace("[", r"\[").replace("]", r"\]")):
         records_to_feeds(INPUTS, [GOOD, {**GOOD, **change}])
+
+
+def test_bulk_columns_equal_the_value_by_value_path() -> None:
+    values = [(1, "a", False), (None, None, None), (2**40, "b", True), (-0.5, "", False)]
+    records = [{**GOOD, "amount": amount, "merchant": merchant, "is_new": new} for amount, merchant, new in values]
+    feeds = records_to_feeds(INPUTS, records)
+    for field in INPUTS:
+        np.testing.assert_array_equal(feeds[field.name], _column(field, records))
+        assert feeds[field.name].dtype == _column(field, records).dtype
+
+
+def test_a_bad_value_deep_in_a_large_batch_is_named_by_its_index() -> None:
+    records = [dict(GOOD) for _ in range(5000)]
+    records[4321] = {**GOOD, "amount": float("inf")}
+    with pytest.raises(RecordError, match=r"instances\[4321\]\.amount: expected a finite number"):
+        records_to_feeds(INPUTS, records)
+    records[4321] = {key: value for key, value in GOOD.items() if key != "is_new"}
+    with pytest.raises(RecordError, match=r"instances\[4321\]\.is_new: missing"):
+        records_to_feeds(INPUTS, records)
+
+
+def test_outputs_are_plain_json_values_with_nan_as_null() -> None:
+    outputs = {"prediction": np.array([1.0, np.nan]), "probability": np.array([[0.25, 0.75], [0.5, 0.5]])}
+    assert format_outputs(outputs, 2) == [
+        {"prediction": 1.0, "probability": [0.25, 0.75]},
+        {"prediction": None, "probability": [0.5, 0.5]},
+    ]
+    assert format_outputs({"prediction": np.array([3.0])}, 1) == [{"prediction": 3.0}]
 
 
 def test_a_missing_field_is_named_with_its_type() -> None:
