@@ -10,9 +10,10 @@ One run, one registered random-forest pipeline (trained here on the demo transac
 
     .venv/bin/python -m benchmarks.serving                  # 2,000 sequential requests per server
     .venv/bin/python -m benchmarks.serving --requests 500   # a quick look
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations`: FastAPI must see the real `Request` type in (d)'s route,
+whose class Ray pickles by value into the replica.
+"""
 
 import argparse
 import asyncio

@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -192,10 +193,31 @@ class VariantModel:
             assert records is not None
             if ignore is not None and all(item.name != ignore for item in model.spec.inputs):
                 records = [{k: v for k, v in record.items() if k != ignore} for record in records]
-            predictions = orjson.dumps(model.score(records))
+            output = orjson.dumps(model.score(records))
         except RecordError as error:
             return {"status": 422, "detail": {"field": _field_path(error, features), "reason": error.reason}}
-        return {"status": 200, "version": model.version, "scorer": model.scorer, "predictions": predictions}
+        return {"status": 200, "version": model.version, "scorer": model.scorer, "output": output}
+
+    def recommend(self, body: bytes, _sticky_key: str | None) -> dict[str, Any]:
+        """Top-k items for the body's user(s), as JSON bytes (the same call shape as ``score``)."""
+        model = self.model
+        if model is None:
+            return {"status": 503, "detail": {"field": "model", "reason": f"variant {self.variant} is not loaded"}}
+        if model.recommender is None:
+            reason = (
+                f"version {model.version} is scored by Spark ({model.reason}); top-k needs the exported factors"
+                if model.spec.task == "recommendation"
+                else f"version {model.version} is a {model.spec.task} model; recommendations need an ALS model"
+            )
+            return {"status": 422, "detail": {"field": "model_id", "reason": reason}}
+        payload = parse_json(body)
+        users = payload["users"] if payload.get("users") is not None else [payload["user"]]
+        try:
+            output = orjson.dumps(model.recommender.recommend(users, payload.get("k", 10)))
+        except RecordError as error:
+            field_name = error.field if payload.get("users") is not None else "user"
+            return {"status": 422, "detail": {"field": field_name, "reason": error.reason}}
+        return {"status": 200, "version": model.version, "scorer": model.scorer, "output": output}
 
 
 def _field_path(error: RecordError, features: list[Any] | None) -> str:
@@ -217,18 +239,23 @@ class PredictRequest(BaseModel):
     model_id: str | None = Field(default=None, min_length=1)
 
 
+class RecommendRequest(BaseModel):
+    """Top-k items for one user (``user``) or several (``users``) from an ALS version's factors."""
+
+    model_config = ConfigDict(extra="allow")
+    user: int | None = None
+    users: list[int] | None = Field(default=None, min_length=1)
+    k: int = Field(default=10, ge=1, le=1000)
+    model_id: str | None = Field(default=None, min_length=1)
+
+
 @dataclass(frozen=True)
 class _Envelope:
-    """A /predict body whose shape has been checked (the records' values are the variant's to check)."""
+    """A request body whose shape has been checked (the values are the variant's to check)."""
 
-    instances: list[dict[str, Any]] | None
-    features: list[Any] | None
+    rows: int
     model_id: str | None
-    fields: dict[str, Any]
-
-    @property
-    def rows(self) -> int:
-        return len(self.instances) if self.instances is not None else 1
+    sticky: str | None  # the sticky key's value, when the request carries one
 
 
 class _Refused(Exception):
@@ -237,26 +264,66 @@ class _Refused(Exception):
         self.response = _problem(status, field_name, reason)
 
 
-def _envelope(raw: Any, max_rows: int) -> _Envelope:
-    """The shape PredictRequest documents, checked without building a model per record (batches are large)."""
+def _model_id(raw: Any) -> str | None:
     if not isinstance(raw, dict):
         raise _Refused(422, "body", f"expected a JSON object, got {type(raw).__name__}")
-    instances, features, model_id = raw.get("instances"), raw.get("features"), raw.get("model_id")
-    if (instances is None) == (features is None):
-        raise _Refused(422, "body", "give either 'instances' (a list of records) or 'features' (one row)")
-    for name, value in (("instances", instances), ("features", features)):
-        if value is not None and (not isinstance(value, list) or not value):
-            raise _Refused(422, name, f"expected a non-empty list, got {json.dumps(value)[:80]}")
-    if instances is not None:
-        if len(instances) > max_rows:
-            raise _Refused(413, "instances", f"{len(instances)} rows; at most {max_rows} per request")
-        for index, record in enumerate(instances):
-            if not isinstance(record, dict):
-                reason = f"expected an object (a record), got {json.dumps(record)[:80]}"
-                raise _Refused(422, f"instances[{index}]", reason)
+    model_id = raw.get("model_id")
     if model_id is not None and (not isinstance(model_id, str) or not model_id):
         raise _Refused(422, "model_id", f"expected a variant, alias or version name, got {model_id!r}")
-    return _Envelope(instances, features, model_id, raw)
+    return model_id
+
+
+def _non_empty_list(raw: dict[str, Any], name: str) -> list[Any]:
+    value = raw[name]
+    if not isinstance(value, list) or not value:
+        raise _Refused(422, name, f"expected a non-empty list, got {json.dumps(value)[:80]}")
+    return value
+
+
+def _either(raw: dict[str, Any], many: str, one: str, max_rows: int) -> list[Any] | None:
+    """``raw[many]`` (checked: a non-empty list of at most max_rows), or None when ``raw[one]`` is given."""
+    if (raw.get(many) is None) == (raw.get(one) is None):
+        raise _Refused(422, "body", f"give either '{many}' (a list) or '{one}' (a single one)")
+    if raw.get(many) is None:
+        return None
+    values = _non_empty_list(raw, many)
+    if len(values) > max_rows:
+        raise _Refused(413, many, f"{len(values)} rows; at most {max_rows} per request")
+    return values
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _predict_envelope(raw: Any, max_rows: int, sticky_key: str | None) -> _Envelope:
+    """The shape PredictRequest documents, checked without building a model per record (batches are large)."""
+    model_id = _model_id(raw)
+    instances = _either(raw, "instances", "features", max_rows)
+    if instances is None:
+        _non_empty_list(raw, "features")
+        return _Envelope(1, model_id, _text(raw.get(sticky_key)) if sticky_key else None)
+    for index, record in enumerate(instances):
+        if not isinstance(record, dict):
+            reason = f"expected an object (a record), got {json.dumps(record)[:80]}"
+            raise _Refused(422, f"instances[{index}]", reason)
+    sticky = None
+    if sticky_key is not None:
+        sticky = _text(raw.get(sticky_key, instances[0].get(sticky_key)))
+    return _Envelope(len(instances), model_id, sticky)
+
+
+def _recommend_envelope(raw: Any, max_rows: int, sticky_key: str | None) -> _Envelope:
+    """The shape RecommendRequest documents; the user ids themselves are checked by the variant."""
+    model_id = _model_id(raw)
+    users = _either(raw, "users", "user", max_rows)
+    k = raw.get("k", 10)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
+        raise _Refused(422, "k", f"expected an integer from 1 to 1000, got {json.dumps(k)[:80]}")
+    sticky = None
+    if sticky_key is not None:  # one user's requests stick to a variant by the user id itself
+        sticky = _text(raw.get(sticky_key, raw.get("user") if users is None else None))
+    return _Envelope(1 if users is None else len(users), model_id, sticky)
 
 
 class TrainRequest(BaseModel):
@@ -408,15 +475,6 @@ def build_ingress(settings: AppSettings) -> Any:
             matches = [name for name, version in self.versions.items() if version == model_id]
             return matches[0] if matches else None
 
-        def _sticky_value(self, payload: _Envelope) -> str | None:
-            key = self.settings.sticky_key
-            if key is None:
-                return None
-            value = payload.fields.get(key)
-            if value is None and payload.instances:
-                value = payload.instances[0].get(key)
-            return None if value is None else str(value)
-
         @api.get("/health")
         async def health(self) -> JSONResponse:
             """Ready (200) only when every variant has loaded its model; per-variant status."""
@@ -458,6 +516,21 @@ def build_ingress(settings: AppSettings) -> Any:
         )  # fmt: skip
         async def predict(self, request: Request) -> Response:
             """Score one record or a batch; the response names the variant and version that answered."""
+            return await self._answer(request, "score", _predict_envelope, "predictions")
+
+        @api.post(
+            "/recommend",
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/json": {"schema": RecommendRequest.model_json_schema()}}}},
+        )  # fmt: skip
+        async def recommend(self, request: Request) -> Response:
+            """Top-k items per user from an ALS version's factors (routed like /predict)."""
+            return await self._answer(request, "recommend", _recommend_envelope, "recommendations")
+
+        async def _answer(
+            self, request: Request, method: str, envelope: Callable[[Any, int, str | None], _Envelope], key: str
+        ) -> Response:
+            """Check the body's shape, route it (or follow model_id), let the variant's ``method`` answer."""
             await self._ensure_refresher()
             started = time.perf_counter()
             request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
@@ -469,7 +542,7 @@ def build_ingress(settings: AppSettings) -> Any:
             if len(body) > limit:
                 return _problem(413, "body", f"{len(body)} bytes; at most {limit}")
             try:
-                payload = _envelope(parse_json(body), self.settings.max_batch_rows)
+                payload = envelope(parse_json(body), self.settings.max_batch_rows, self.settings.sticky_key)
             except json.JSONDecodeError as error:
                 return _problem(400, "body", f"not valid JSON: {error}")
             except _Refused as refused:
@@ -484,33 +557,35 @@ def build_ingress(settings: AppSettings) -> Any:
                 routable = self._routable()
                 if sum(routable.values()) <= 0:
                     return _problem(503, "model", f"no variant with traffic has a model loaded: {self.weights}")
-                variant = choose_variant(routable, self._sticky_value(payload))
+                variant = choose_variant(routable, payload.sticky)
                 role = "routed"
-            answer = await self.handles[variant].score.remote(body, self.settings.sticky_key)
+            answer = await getattr(self.handles[variant], method).remote(body, self.settings.sticky_key)
             version = answer.get("version", self.versions.get(variant, "none"))
             self._count(variant, version, role, answer["status"], started, payload.rows)
             if answer["status"] != 200:
                 return JSONResponse({"detail": answer["detail"], "variant": variant}, status_code=answer["status"])
             shadow = self.settings.shadow
             if shadow is not None and shadow != variant and role == "routed":
-                task = asyncio.get_running_loop().create_task(self._shadow(shadow, body, payload.rows, request_id))
+                task = asyncio.get_running_loop().create_task(
+                    self._shadow(shadow, method, body, payload.rows, request_id)
+                )
                 self._shadow_tasks.add(task)
                 task.add_done_callback(self._shadow_tasks.discard)
             head = orjson.dumps({"request_id": request_id, "variant": variant, "model": self.settings.model_name,
                                  "version": answer["version"], "scorer": answer["scorer"]})  # fmt: skip
-            # The variant's predictions are JSON already: spliced in, not parsed and written again.
-            content = head[:-1] + b',"predictions":' + answer["predictions"] + b"}"
+            # The variant's answer is JSON already: spliced in, not parsed and written again.
+            content = head[:-1] + b',"' + key.encode() + b'":' + answer["output"] + b"}"
             headers = {"x-variant": variant, "x-model-version": str(answer["version"]), "x-request-id": request_id}
             return Response(content, media_type="application/json", headers=headers)
 
-        async def _shadow(self, variant: str, body: bytes, rows: int, request_id: str) -> None:
+        async def _shadow(self, variant: str, method: str, body: bytes, rows: int, request_id: str) -> None:
             started = time.perf_counter()
-            answer = await self.handles[variant].score.remote(body, self.settings.sticky_key)
+            answer = await getattr(self.handles[variant], method).remote(body, self.settings.sticky_key)
             version = answer.get("version", "none")
             self._count(variant, version, "shadow", answer["status"], started, rows)
-            predictions = orjson.loads(answer["predictions"])[:10] if answer["status"] == 200 else []
+            output = orjson.loads(answer["output"])[:10] if answer["status"] == 200 else []
             entry = {"request_id": request_id, "variant": variant, "version": version, "status": answer["status"],
-                     "predictions": predictions}  # fmt: skip
+                     "method": method, "output": output}  # fmt: skip
             self.state.record_shadow.remote(entry)
             logger.info("shadow %s", json.dumps(entry))
 

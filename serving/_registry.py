@@ -12,9 +12,19 @@ from typing import Any
 
 import numpy as np
 
-from serving.scoring import PREDICTION, OnnxScorer, ScorerSpec, format_outputs, records_to_feeds
+from serving.scoring import (
+    PREDICTION,
+    SCORER_ARTIFACT,
+    SCORER_FACTORS,
+    SCORER_ONNX,
+    SCORER_SPEC,
+    OnnxScorer,
+    Recommender,
+    ScorerSpec,
+    format_outputs,
+    records_to_feeds,
+)
 
-SCORER_ARTIFACT = "scorer"  # written by pipeline.tracking at registration
 LINEAGE_TAGS = ("data.path", "data.format", "data.delta_version", "data.rows", "config_hash", "algorithm")
 
 
@@ -46,6 +56,7 @@ class LoadedModel:
     spec: ScorerSpec
     lineage: dict[str, str]
     score: Callable[[Sequence[Mapping[str, Any]]], list[dict[str, Any]]]
+    recommender: Recommender | None = None  # ALS versions whose top-k lists passed the parity gate
     loaded_at: float = field(default_factory=time.time)
 
 
@@ -84,14 +95,16 @@ def load_model(source: ModelSource, threads: int = 1) -> LoadedModel:
                 tracking_uri=source.tracking_uri,
             )
         )
-        spec = ScorerSpec.from_json((path / "inputs.json").read_text())
-        onnx_file = path / "model.onnx"
+        spec = ScorerSpec.from_json((path / SCORER_SPEC).read_text())
+        onnx_file, factors_file = path / SCORER_ONNX, path / SCORER_FACTORS
         onnx_bytes = onnx_file.read_bytes() if onnx_file.exists() else None
+        factors = factors_file.read_bytes() if factors_file.exists() else None
     lineage = {key: tags[key] for key in LINEAGE_TAGS if key in tags}
     version = str(entity.version)
     if tags.get("scorer") == "onnx" and onnx_bytes is not None:
         scorer = OnnxScorer(onnx_bytes, spec, threads=threads)
-        return LoadedModel(version, entity.run_id, "onnx", "", spec, lineage, scorer.score)
+        recommender = Recommender(factors) if factors is not None else None
+        return LoadedModel(version, entity.run_id, "onnx", "", spec, lineage, scorer.score, recommender)
     reason = tags.get("scorer.reason", "no ONNX scorer was logged with this version")
     fallback = SparkFallback(f"models:/{source.model_name}/{version}", spec, source.tracking_uri)
     return LoadedModel(version, entity.run_id, "spark", reason, spec, lineage, fallback.score)

@@ -6,6 +6,7 @@ this module, so what was checked against Spark is exactly what serves.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,11 @@ import numpy as np
 FieldKind = Literal["number", "boolean", "string", "vector"]
 PREDICTION = "prediction"
 PROBABILITY = "probability"
+# Where a registered version's scorer lives among its run's artifacts (written at registration, read by serving).
+SCORER_ARTIFACT = "scorer"
+SCORER_ONNX = "model.onnx"
+SCORER_SPEC = "inputs.json"
+SCORER_FACTORS = "factors.npz"  # ALS only
 # A value no StringIndexer learned: Spark files a null category under "unknown", and so does this.
 _NULL_STRING = "\x00null"
 
@@ -185,3 +191,57 @@ def format_outputs(outputs: Mapping[str, np.ndarray], rows: int) -> list[dict[st
         return [{PREDICTION: value} for value in values]
     per_row = np.asarray(probabilities, dtype=np.float64).reshape(rows, -1).tolist()
     return [{PREDICTION: value, PROBABILITY: row} for value, row in zip(values, per_row, strict=True)]
+
+
+class Recommender:
+    """Top-k items for users from an ALS model's factors: what Spark's ``recommendForUserSubset`` answers
+    (scores are the dot products of user and item factors; items the user rated are not excluded)."""
+
+    def __init__(self, factors: bytes) -> None:
+        with np.load(io.BytesIO(factors)) as data:
+            self._item_ids = data["item_ids"]
+            self._item_factors = data["item_factors"].astype(np.float64)
+            user_ids, self._user_factors = data["user_ids"], data["user_factors"].astype(np.float64)
+        self._user_rows = {int(user): row for row, user in enumerate(user_ids)}
+
+    @staticmethod
+    def pack(
+        user_ids: np.ndarray, user_factors: np.ndarray, item_ids: np.ndarray, item_factors: np.ndarray
+    ) -> bytes:
+        """The factors as one ``.npz`` file (logged with the version beside the ONNX graph)."""
+        buffer = io.BytesIO()
+        np.savez(
+            buffer, user_ids=user_ids, user_factors=user_factors, item_ids=item_ids, item_factors=item_factors
+        )
+        return buffer.getvalue()
+
+    @property
+    def items(self) -> int:
+        return len(self._item_ids)
+
+    def top_items(self, user: int, k: int) -> tuple[list[int], list[float]] | None:
+        """The user's k best items and their scores, best first; None for a user ALS never saw."""
+        row = self._user_rows.get(user)
+        if row is None:
+            return None
+        scores = self._item_factors @ self._user_factors[row]
+        k = min(k, len(scores))
+        best = np.argpartition(-scores, k - 1)[:k]
+        best = best[np.lexsort((self._item_ids[best], -scores[best]))]  # by score, then item id on a tie
+        return self._item_ids[best].tolist(), scores[best].tolist()
+
+    def recommend(self, users: Sequence[Any], k: int) -> list[dict[str, Any]]:
+        """One answer per user; raises RecordError naming the first id that is not an integer."""
+        for index, user in enumerate(users):
+            if isinstance(user, bool) or not isinstance(user, int):
+                raise RecordError(f"users[{index}]", f"expected an integer user id, got {json.dumps(user)[:80]}")
+        answers = []
+        for user in users:
+            found = self.top_items(user, k)
+            items = (
+                []
+                if found is None
+                else [{"item": item, "score": score} for item, score in zip(*found, strict=True)]
+            )
+            answers.append({"user": user, "known": found is not None, "items": items})
+        return answers

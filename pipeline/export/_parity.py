@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from pipeline.export._onnx import Unsupported, export_onnx
+from pipeline.export._recommend import check_recommendations
 from pipeline.features import ValueKind, value_kind
 from serving.scoring import PREDICTION, PROBABILITY, InputField, OnnxScorer, ScorerSpec, records_to_feeds
 
@@ -29,6 +30,7 @@ class ExportResult:
     onnx: bytes | None
     rows_compared: int
     max_difference: float | None
+    factors: bytes | None = None  # ALS: user and item factors, for top-k recommendations
 
 
 def _input_kinds(trained: TrainedModel) -> dict[str, ValueKind]:
@@ -76,7 +78,13 @@ def export_scorer(trained: TrainedModel, rows: int = PARITY_ROWS) -> ExportResul
     problem, difference = _compare(spec.task, collected, outputs, wanted)
     if problem:
         return ExportResult("spark", f"parity: {problem}", spec, None, len(collected), difference)
-    return ExportResult("onnx", "", spec, onnx_bytes, len(collected), difference)
+    if spec.task != "recommendation":
+        return ExportResult("onnx", "", spec, onnx_bytes, len(collected), difference)
+    factors, problem, top_k_difference = check_recommendations(trained, TOLERANCE)
+    difference = max(difference, top_k_difference)
+    if problem:
+        return ExportResult("spark", f"parity (top-k): {problem}", spec, None, len(collected), difference)
+    return ExportResult("onnx", "", spec, onnx_bytes, len(collected), difference, factors)
 
 
 def _plain_record(row: dict[str, Any], columns: list[str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import yaml
 from pipeline.config import PipelineConfig, TrackingConfig
 from pipeline.errors import PipelineError
 from pipeline.export import ExportResult, export_scorer
+from serving.scoring import SCORER_ARTIFACT, SCORER_FACTORS, SCORER_ONNX, SCORER_SPEC
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
-SCORER_ARTIFACT = "scorer"
-SCORER_ONNX = "model.onnx"
-SCORER_SPEC = "inputs.json"
 LINEAGE_TAGS = ("data.path", "data.format", "data.delta_version", "data.rows", "config_hash")
 
 
@@ -208,6 +206,8 @@ def _log_scorer(trained: TrainedModel) -> ExportResult:
         (folder / SCORER_SPEC).write_text(exported.spec.to_json())
         if exported.onnx is not None:
             (folder / SCORER_ONNX).write_bytes(exported.onnx)
+        if exported.factors is not None:
+            (folder / SCORER_FACTORS).write_bytes(exported.factors)
         mlflow.log_artifacts(str(folder), artifact_path=SCORER_ARTIFACT)
     return exported
 

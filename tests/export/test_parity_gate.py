@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +10,10 @@ import numpy as np
 import pytest
 
 import pipeline.export._parity as parity
+import pipeline.export._recommend as recommend
 from pipeline.export import export_onnx, export_scorer
 from pipeline.training import train
-from serving.scoring import OnnxScorer
+from serving.scoring import OnnxScorer, Recommender
 from tests.conftest import example_config
 
 
@@ -52,3 +54,39 @@ def test_onnx_matches_spark_on_nulls_and_unseen_categories(spark: Any, forest: A
     assert [g["prediction"] for g in got] == [e["prediction"] for e in expected]
     np.testing.assert_allclose([g["probability"] for g in got], [e["probability"].toArray() for e in expected],
                                atol=1e-5)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def als(spark: Any, lake: Path) -> Any:
+    return train(spark, example_config("als", lake))
+
+
+def test_als_top_k_from_the_factors_equals_spark(spark: Any, als: Any) -> None:
+    exported = export_scorer(als)
+    assert exported.scorer == "onnx" and exported.factors is not None, exported.reason
+    model = als.model.stages[-1]
+    users = [row[0] for row in als.prepared.test.select("user_id").distinct().limit(8).collect()]
+    frame = spark.createDataFrame([(user,) for user in users], ["user_id"])
+    expected = model.recommendForUserSubset(frame, 10).collect()
+    recommender = Recommender(exported.factors)
+    assert len(expected) == len(users)
+    for row in expected:
+        items, scores = recommender.top_items(row["user_id"], 10) or ([], [])
+        assert items == [entry["item_id"] for entry in row["recommendations"]]
+        np.testing.assert_allclose(scores, [entry["rating"] for entry in row["recommendations"]], rtol=1e-5)
+
+
+def test_wrong_factors_are_refused_for_top_k(als: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Fault injection: the item factors come back in another order (each id gets a neighbour's vector).
+    original = recommend.export_factors
+
+    def shuffled(model: Any) -> bytes:
+        with np.load(io.BytesIO(original(model))) as data:
+            arrays = dict(data)
+        arrays["item_factors"] = np.roll(arrays["item_factors"], 1, axis=0)
+        return Recommender.pack(arrays["user_ids"], arrays["user_factors"], arrays["item_ids"],
+                                arrays["item_factors"])  # fmt: skip
+
+    monkeypatch.setattr(recommend, "export_factors", shuffled)
+    refused = export_scorer(als)
+    assert refused.scorer == "spark" and refused.reason.startswith("parity (top-k): user ")

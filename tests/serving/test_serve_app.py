@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import yaml
 
@@ -45,18 +46,21 @@ def _config(lake: Path, store: Path, algorithm: str, port: int, **serving: Any) 
 
 @pytest.fixture(scope="module")
 def served(spark: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Versions 1 (random forest, champion), 2 (decision tree, challenger; same data and inputs) and 3
-    (bisecting k-means: no ONNX converter, pinned as a weight-0 'fallback' variant) behind one app."""
+    """Versions 1 (random forest, champion), 2 (decision tree, challenger; same data and inputs), 3
+    (bisecting k-means: no ONNX converter, pinned as a weight-0 'fallback' variant) and 4 (ALS on the
+    ratings, pinned as a weight-0 'recs' variant for /recommend) behind one app."""
     store = tmp_path_factory.mktemp("serving-store")
     port = free_port()
     trained = {}
-    for algorithm, alias in (("random_forest", "auto"), ("decision_tree", "auto"), ("bisecting_kmeans", "none")):
+    for algorithm, alias in [("random_forest", "auto"), ("decision_tree", "auto"),
+                             ("bisecting_kmeans", "none"), ("als", "none")]:  # fmt: skip
         config = _config(lake, store, algorithm, port)
         config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"alias": alias})})
         trained[algorithm] = train_and_register(spark, config, Console(quiet=True))
     config = _config(lake, store, "random_forest", port,
                      variants={"champion": {"weight": 0.8}, "challenger": {"weight": 0.2},
-                               "fallback": {"version": 3, "weight": 0.0}})  # fmt: skip
+                               "fallback": {"version": 3, "weight": 0.0},
+                               "recs": {"version": 4, "weight": 0.0}})  # fmt: skip
     urls = deploy(config, environ={config.serving.token_env: TOKEN}, ready_timeout=300)
     client = httpx.Client(base_url=urls.api, timeout=60)
     yield {"config": config, "client": client, "trained": trained, "store": store, "lake": lake, "spark": spark}
@@ -86,12 +90,13 @@ def test_health_and_models_describe_every_variant(served: Any) -> None:
     assert health.status_code == 200 and health.json()["status"] == "ready"
     models = client.get("/models").json()["variants"]
     assert {name: (v["version"], v["scorer"]) for name, v in models.items()} == {
-        "champion": ("1", "onnx"), "challenger": ("2", "onnx"), "fallback": ("3", "spark")}  # fmt: skip
+        "champion": ("1", "onnx"), "challenger": ("2", "onnx"), "fallback": ("3", "spark"),
+        "recs": ("4", "onnx")}  # fmt: skip
     assert models["champion"]["lineage"]["data.delta_version"] == "0"
     assert models["champion"]["weight"] == 0.8 and models["fallback"]["alias"] is None
     assert "BisectingKMeansModel" in models["fallback"]["scorer_reason"]
     schema = client.get("/openapi.json").json()
-    assert {"/predict", "/health", "/models", "/metrics", "/admin/weights", "/admin/reload"} <= set(
+    assert {"/predict", "/recommend", "/health", "/models", "/metrics", "/admin/weights", "/admin/reload"} <= set(
         schema["paths"]
     )
 
@@ -124,6 +129,40 @@ def test_the_spark_fallback_answers_like_spark(served: Any) -> None:
     assert answer.json()["scorer"] == "spark"
     expected = _spark_predictions(served, "bisecting_kmeans", records)
     assert [p["prediction"] for p in answer.json()["predictions"]] == expected
+
+
+def test_recommendations_equal_spark_for_known_users(served: Any) -> None:
+    client = served["client"]
+    trained = served["trained"]["als"].trained
+    als = trained.model.stages[-1]
+    users = [row[0] for row in trained.prepared.test.select("user_id").distinct().limit(5).collect()]
+    frame = served["spark"].createDataFrame([(user,) for user in users], ["user_id"])
+    spark_top = {row["user_id"]: [(r["item_id"], r["rating"]) for r in row["recommendations"]]
+                 for row in als.recommendForUserSubset(frame, 5).collect()}  # fmt: skip
+    answer = client.post("/recommend", json={"users": [*users, 987654321], "k": 5, "model_id": "recs"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["variant"], body["version"], body["scorer"]) == ("recs", "4", "onnx")
+    *known, unknown = body["recommendations"]
+    assert unknown == {"user": 987654321, "known": False, "items": []}  # cold start: nothing to rank
+    for entry in known:
+        assert entry["known"] and [i["item"] for i in entry["items"]] == [i for i, _ in spark_top[entry["user"]]]
+        np.testing.assert_allclose([i["score"] for i in entry["items"]], [r for _, r in spark_top[entry["user"]]],
+                                   rtol=1e-5)  # fmt: skip
+    one = client.post("/recommend", json={"user": users[0], "k": 5, "model_id": "recs"}).json()
+    assert one["recommendations"] == known[:1]
+    cases = [
+        ({"users": ["abc"], "model_id": "recs"}, 422, "users[0]"),
+        ({"user": 1.5, "model_id": "recs"}, 422, "user"),
+        ({"user": 1, "k": 0, "model_id": "recs"}, 422, "k"),
+        ({"users": [], "model_id": "recs"}, 422, "users"),
+        ({"k": 3, "model_id": "recs"}, 422, "body"),
+        ({"user": 1, "model_id": "champion"}, 422, "model_id"),  # a classifier has no top-k
+    ]
+    for payload, status, where in cases:
+        refused = client.post("/recommend", json=payload)
+        assert (refused.status_code, refused.json()["detail"]["field"]) == (status, where), (payload, refused.text)
+    assert "ALS" in client.post("/recommend", json={"user": 1, "model_id": "1"}).json()["detail"]["reason"]
 
 
 def _requests_total(text: str, role: str) -> int:
@@ -313,7 +352,7 @@ def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> Non
                 break
             time.sleep(3)
         assert status["status"] == "SUCCEEDED", status
-        assert status["model"] == "served" and int(status["version"]) > 3 and status["algorithm"] == "gbt"
+        assert status["model"] == "served" and int(status["version"]) > 4 and status["algorithm"] == "gbt"
         assert httpx.get(f"{base}/train/train-nope", headers=AUTH, timeout=30).status_code == 404
     finally:
         stopped = run_cli("serve", "--config", str(path), "--stop", timeout=120)
