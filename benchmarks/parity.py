@@ -6,6 +6,7 @@ regression), and the single-row ONNX scoring time in-process beside Spark's `tra
 
     .venv/bin/python -m benchmarks.parity                 # 20,000 rows per data set at most
     .venv/bin/python -m benchmarks.parity --rows 5000     # a quick look
+    .venv/bin/python -m benchmarks.parity --only als gmm  # some algorithms only
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def example(name: str, root: Path, rows: int) -> PipelineConfig:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--only", nargs="+", choices=list(ALGORITHMS), help="these algorithms only")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-parity-"))
     console = Console()
@@ -48,7 +50,7 @@ def main() -> None:
     with Runtime(example("logistic_regression", root, args.rows), console=console) as runtime:
         spark = runtime.spark
         ingested: set[Path] = set()
-        for name in ALGORITHMS:
+        for name in args.only or list(ALGORITHMS):
             config = example(name, root, args.rows)
             if config.data.source.path not in ingested:
                 ingest(spark, config.data)

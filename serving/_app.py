@@ -559,7 +559,12 @@ def build_ingress(settings: AppSettings) -> Any:
                     return _problem(503, "model", f"no variant with traffic has a model loaded: {self.weights}")
                 variant = choose_variant(routable, payload.sticky)
                 role = "routed"
-            answer = await getattr(self.handles[variant], method).remote(body, self.settings.sticky_key)
+            try:
+                answer = await getattr(self.handles[variant], method).remote(body, self.settings.sticky_key)
+            except Exception as error:  # a scorer bug or a lost replica: a JSON 500, counted, not a bare one
+                logger.exception("variant %s failed on request %s", variant, request_id)
+                reason = f"variant {variant} failed: {type(error).__name__} (request {request_id}; see the logs)"
+                answer = {"status": 500, "detail": {"field": "model", "reason": reason}}
             version = answer.get("version", self.versions.get(variant, "none"))
             self._count(variant, version, role, answer["status"], started, payload.rows)
             if answer["status"] != 200:

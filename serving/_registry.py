@@ -20,6 +20,7 @@ from serving.scoring import (
     SCORER_SPEC,
     OnnxScorer,
     Recommender,
+    RecordError,
     ScorerSpec,
     format_outputs,
     records_to_feeds,
@@ -110,6 +111,9 @@ def load_model(source: ModelSource, threads: int = 1) -> LoadedModel:
     return LoadedModel(version, entity.run_id, "spark", reason, spec, lineage, fallback.score)
 
 
+_PANDAS_TYPES = {"integer": "int32", "long": "int64", "double": "float64", "float": "float32"}
+
+
 class SparkFallback:
     """Scores with the logged Spark PipelineModel through MLflow's pyfunc: slow (a local JVM) but exact."""
 
@@ -124,6 +128,11 @@ class SparkFallback:
         mlflow.set_tracking_uri(tracking_uri)
         self.spec = spec
         self._model = mlflow.pyfunc.load_model(model_uri)
+        schema = self._model.metadata.get_input_schema()
+        # MLflow enforces the logged signature exactly: JSON's integers must become int32 where it says
+        # "integer", and doubles where it says "double" (it refuses int64 -> int32 and int -> double).
+        self._dtypes = {col.name: _PANDAS_TYPES[col.type.name] for col in (schema.inputs if schema else [])
+                        if getattr(col.type, "name", None) in _PANDAS_TYPES}  # fmt: skip
 
     def score(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         import pandas as pd
@@ -131,6 +140,13 @@ class SparkFallback:
         records_to_feeds(self.spec.inputs, records)  # the same checks and messages as the ONNX path
         columns = [item.name for item in self.spec.inputs]
         frame = pd.DataFrame([{name: record[name] for name in columns} for record in records], columns=columns)
+        for name, dtype in self._dtypes.items():
+            missing = frame[name].isna().to_numpy()
+            if missing.any() and dtype.startswith("int"):
+                reason = ("null cannot be scored here: this version is served by the Spark fallback, and "
+                          "MLflow's signature enforcement takes no null for an integer input")  # fmt: skip
+                raise RecordError(name, reason, int(missing.argmax()))
+            frame[name] = frame[name].astype(dtype)
         predictions = self._model.predict(frame)
         values = predictions[PREDICTION] if hasattr(predictions, "columns") else predictions
         return format_outputs({PREDICTION: np.asarray(values, dtype=np.float64)}, len(records))

@@ -119,6 +119,9 @@ class AlgorithmSpec:
     budget_param: str | None = None  # grows training effort (trees, iterations): for early stopping
     summary: str = ""
     extra_checks: tuple[str, ...] = field(default=())
+    # Standard scaling subtracts the mean unless False. Spark's bisecting k-means splits a cluster by
+    # nudging its center in proportion to the center's norm: data centred at the origin never splits.
+    centered_features: bool = True
 
     def merged(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults with ``overrides`` applied (as given to the estimator)."""
@@ -264,6 +267,7 @@ ALGORITHMS: Mapping[str, AlgorithmSpec] = {
             {**_CLUSTERS, "minDivisibleClusterSize": _float(1e-9)},
             budget_param="maxIter",
             summary="bisecting k-means (hierarchical)",
+            centered_features=False,
         ),
         AlgorithmSpec(
             "gmm",

@@ -299,6 +299,8 @@ def _convert_estimator(graph: _Graph, stage: Any, task: str) -> tuple[str, str |
         return _naive_bayes(graph, stage, features)
     if kind == "KMeansModel":
         return _kmeans(graph, stage, features), None
+    if kind == "BisectingKMeansModel":
+        return _bisecting_kmeans(graph, stage, features), None
     if kind == "GaussianMixtureModel":
         return _gaussian_mixture(graph, stage, features)
     if kind in _TREE_MODELS:
@@ -426,17 +428,70 @@ def _naive_bayes(graph: _Graph, stage: Any, features: str) -> tuple[str, str]:
 
 def _kmeans(graph: _Graph, stage: Any, features: str) -> str:
     centers = np.array([center for center in stage.clusterCenters()], dtype=np.float64)
-    measure = stage.getDistanceMeasure()
-    if measure == "euclidean":
-        # argmin |x - c|^2 = argmin (|c|^2 - 2 x.c)
-        cross = graph.op("MatMul", [features, graph.const(-2.0 * centers.T)])
-        score = graph.op("Add", [cross, graph.const((centers**2).sum(axis=1).reshape(1, -1))])
-    elif measure == "cosine":
-        unit = centers / np.linalg.norm(centers, axis=1, keepdims=True)
-        score = graph.op("Neg", [graph.op("MatMul", [features, graph.const(unit.T)])])
-    else:
-        raise Unsupported(f"KMeans distanceMeasure {measure!r}")
+    score = _center_scores(graph, centers, stage.getDistanceMeasure(), features)
     return graph.to_double(graph.op("ArgMin", [score], axis=1, keepdims=0))
+
+
+def _center_scores(graph: _Graph, centers: np.ndarray, measure: str, features: str) -> str:
+    """[rows, centers]: a score per center that orders them as Spark's distance measure does."""
+    if measure == "euclidean":
+        # |x - c|^2 = |x|^2 + (|c|^2 - 2 x.c); |x|^2 is the same for every center, so it is left out.
+        cross = graph.op("MatMul", [features, graph.const(-2.0 * centers.T)])
+        return graph.op("Add", [cross, graph.const((centers**2).sum(axis=1).reshape(1, -1))])
+    if measure == "cosine":
+        unit = centers / np.linalg.norm(centers, axis=1, keepdims=True)
+        return graph.op("Neg", [graph.op("MatMul", [features, graph.const(unit.T)])])
+    raise Unsupported(f"distanceMeasure {measure!r}")
+
+
+def _vector(value: dict[str, Any]) -> np.ndarray:
+    """A Spark ML vector as Parquet stores it (type 1 dense; 0 sparse, with size and indices)."""
+    if value["type"] == 1:
+        return np.asarray(value["values"], dtype=np.float64)
+    dense = np.zeros(value["size"], dtype=np.float64)
+    dense[np.asarray(value["indices"], dtype=np.int64)] = value["values"]
+    return dense
+
+
+def _bisecting_kmeans(graph: _Graph, stage: Any, features: str) -> str:
+    """Spark's walk down the cluster tree: at each split, the child whose center costs less (the left one
+    on a tie) until a leaf, whose index is the cluster. Unrolled to the tree's depth; leaves loop on
+    themselves, so rows that reach a leaf early stay there."""
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory(prefix="pipeline-bisecting-") as folder:
+        stage.write().overwrite().save(folder)
+        nodes = pq.read_table(Path(folder) / "data" / "data").to_pylist()
+    position = {node["index"]: at for at, node in enumerate(nodes)}
+    children = {child for node in nodes for child in node["children"]}
+    (root,) = [position[node["index"]] for node in nodes if node["index"] not in children]
+    left, right, label = [], [], []
+    for at, node in enumerate(nodes):
+        if len(node["children"]) > 2:
+            raise Unsupported(f"a bisecting k-means node with {len(node['children'])} children")
+        # A leaf points at itself; a node with one child (a split that found nothing) at it twice.
+        pair = [position[child] for child in node["children"]] or [at]
+        left.append(pair[0])
+        right.append(pair[-1])
+        label.append(max(node["index"], 0))  # leaves are numbered 0..k-1; inner nodes are negative
+
+    def depth(at: int) -> int:
+        return 0 if left[at] == at else 1 + max(depth(left[at]), depth(right[at]))
+
+    centers = np.array([_vector(node["center"]) for node in nodes])
+    scores = _center_scores(graph, centers, stage.getDistanceMeasure(), features)
+    lefts, rights = graph.const(left, np.int64), graph.const(right, np.int64)
+    rows = graph.op("Slice", [graph.op("Shape", [scores]), graph.const([0], np.int64), graph.const([1], np.int64)])
+    column = graph.op("Concat", [rows, graph.const([1], np.int64)], axis=0)
+    current = graph.op("Expand", [graph.const([[root]], np.int64), column])  # [rows, 1]: every row at the root
+    for _ in range(depth(root)):
+        go_left = graph.op("Gather", [lefts, current], axis=0)
+        go_right = graph.op("Gather", [rights, current], axis=0)
+        cost_left = graph.op("GatherElements", [scores, go_left], axis=1)
+        cost_right = graph.op("GatherElements", [scores, go_right], axis=1)
+        current = graph.op("Where", [graph.op("Less", [cost_right, cost_left]), go_right, go_left])
+    cluster = graph.op("Gather", [graph.const(label, np.int64), current], axis=0)
+    return graph.to_double(graph.op("Reshape", [cluster, graph.const([-1], np.int64)]))
 
 
 def _gaussian_mixture(graph: _Graph, stage: Any, features: str) -> tuple[str, str]:

@@ -94,12 +94,14 @@ def build_feature_stages(
     selection: SelectionConfig | None = None,
     label_col: str | None = None,
     label_is_categorical: bool = True,
+    center: bool = True,
 ) -> FeatureStages:
     """Spark ML stages that turn the spec's columns into one (sparse where it can be) vector column.
 
     Unseen categories at scoring time go to an extra "unknown" slot (``handleInvalid="keep"``).
     ``non_negative`` (naive Bayes) turns numeric columns into one-hot quantile buckets, so every
-    feature is 0 or 1 on any row, including rows outside the training range.
+    feature is 0 or 1 on any row, including rows outside the training range. ``center=False`` makes
+    standard scaling divide by the deviation without subtracting the mean.
     """
     from pyspark.ml.feature import (
         IDF,
@@ -192,7 +194,7 @@ def build_feature_stages(
         aliases.update({f"{out}_{i}": name.removesuffix(f"{_SUFFIX}imputed") for i, name in enumerate(names)})
         stages.append(VectorAssembler(inputCols=names, outputCol=raw, handleInvalid="keep"))
         if scale == "standard":
-            stages.append(StandardScaler(inputCol=raw, outputCol=out, withMean=True, withStd=True))
+            stages.append(StandardScaler(inputCol=raw, outputCol=out, withMean=center, withStd=True))
         else:
             stages.append(MinMaxScaler(inputCol=raw, outputCol=out))
         assembled.append(out)

@@ -172,8 +172,11 @@ def make_estimator(
     return estimator
 
 
-def feature_stages(prepared: PreparedData, config: PipelineConfig, non_negative: bool = False) -> list[Any]:
-    """The unfitted feature stages (none for ALS, which reads raw id columns)."""
+def feature_stages(
+    prepared: PreparedData, config: PipelineConfig, non_negative: bool = False, center: bool = True
+) -> list[Any]:
+    """The unfitted feature stages (none for ALS, which reads raw id columns); the flags are the
+    algorithm's (``AlgorithmSpec.needs_non_negative_features``, ``AlgorithmSpec.centered_features``)."""
     if prepared.spec is None:
         return []
     kinds = {name: value_kind(prepared.train.schema[name].dataType) for name in prepared.spec.columns}
@@ -184,6 +187,7 @@ def feature_stages(prepared: PreparedData, config: PipelineConfig, non_negative:
         selection=config.features.selection,
         label_col=prepared.label,
         label_is_categorical=prepared.task == "classification",
+        center=center,
     )
     prepared.slot_aliases = features.slot_aliases
     return features.stages
@@ -194,7 +198,9 @@ def build_pipeline(prepared: PreparedData, config: PipelineConfig) -> Any:
     from pyspark.ml import Pipeline
 
     algorithm, hyperparameters = prepared.algorithm, prepared.hyperparameters
-    stages = feature_stages(prepared, config, algorithm.needs_non_negative_features(hyperparameters))
+    stages = feature_stages(
+        prepared, config, algorithm.needs_non_negative_features(hyperparameters), algorithm.centered_features
+    )
     return Pipeline(stages=[*stages, make_estimator(prepared, config, algorithm, hyperparameters)])
 
 

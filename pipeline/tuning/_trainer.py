@@ -34,7 +34,7 @@ class SparkTrainer:
         self.config = PipelineConfig.model_validate_json(config_json)
         prepare_process_environment(find_java())
         self.spark = start_spark(self.config.spark, local=self.config.ray.address is None, extra=_FAIR)
-        self._folds: dict[bool, list[tuple[DataFrame, DataFrame]]] = {}
+        self._folds: dict[tuple[bool, bool], list[tuple[DataFrame, DataFrame]]] = {}
         self._lock = threading.Lock()
         self._failure: PipelineError | None = None
         try:
@@ -60,7 +60,7 @@ class SparkTrainer:
         try:
             spec = get_algorithm(algorithm)
             params = spec.merged(hyperparameters)
-            folds = self._cached_folds(spec.needs_non_negative_features(params))
+            folds = self._cached_folds(spec.needs_non_negative_features(params), spec.centered_features)
             started = time.monotonic()
             per_fold: dict[str, list[float]] = {}
             for fit_frame, validation in folds:
@@ -106,14 +106,14 @@ class SparkTrainer:
     def stop(self) -> None:
         stop_spark()
 
-    def _cached_folds(self, non_negative: bool) -> list[tuple[DataFrame, DataFrame]]:
+    def _cached_folds(self, non_negative: bool, center: bool) -> list[tuple[DataFrame, DataFrame]]:
         """(fit, validation) frames with features computed, built once per feature variant."""
         with self._lock:
-            if non_negative not in self._folds:
-                self._folds[non_negative] = self._build_folds(non_negative)
-            return self._folds[non_negative]
+            if (non_negative, center) not in self._folds:
+                self._folds[(non_negative, center)] = self._build_folds(non_negative, center)
+            return self._folds[(non_negative, center)]
 
-    def _build_folds(self, non_negative: bool) -> list[tuple[DataFrame, DataFrame]]:
+    def _build_folds(self, non_negative: bool, center: bool) -> list[tuple[DataFrame, DataFrame]]:
         from pyspark.ml import Pipeline
         from pyspark.sql import functions as F
 
@@ -133,7 +133,7 @@ class SparkTrainer:
             fraction = self.config.tuning.validation_fraction if self.config.tuning else 0.2
             fit_part, validation = train.randomSplit([1 - fraction, fraction], seed=seed)
             splits = [(fit_part, validation)]
-        stages = feature_stages(self.prepared, self.config, non_negative)
+        stages = feature_stages(self.prepared, self.config, non_negative, center)
         cached = []
         for fit_part, validation in splits:
             if stages:

@@ -19,7 +19,7 @@ from tests.conftest import example_config
 # How much better than the trivial baseline each task's primary metric must be.
 MARGINS = {"classification": 0.1, "regression": 0.25, "clustering": 0.2, "recommendation": 0.05}
 # No ONNX converter (yet) for these; they are served by the Spark fallback, and say why.
-SPARK_SCORED = {"bisecting_kmeans": "BisectingKMeansModel"}
+SPARK_SCORED: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("name", list(ALGORITHMS))
