@@ -148,7 +148,9 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
         )
     # The first algorithm decides the task's label checks; all share one task (checked at load).
     first = next(iter(space.algorithms))
-    trainer_config = config.model_copy(update={"model": config.model.model_copy(update={"algorithm": first})})
+    # (without the configured model's hyperparameters: they belong to `model.algorithm`, which may be another)
+    model = config.model.model_copy(update={"algorithm": first, "hyperparameters": {}})
+    trainer_config = config.model_copy(update={"model": model})
     remote: Any = ray.remote
     actor_class = remote(num_cpus=0, max_concurrency=tuning.max_concurrent_trials + 4)(SparkTrainer)
     with console.timed("Starting the Spark-owning actor (reads the data once, caches the features)"):

@@ -24,16 +24,17 @@ data:
   source: {{path: data/t}}
   label: label
   ingest: {{generate: {{generator: classification, rows: 3000, seed: 3}}}}
-model: {{algorithm: {algorithm}}}
+model: {{algorithm: {algorithm}, hyperparameters: {hyperparameters}}}
 tracking: {{uri: "sqlite:///mlruns/mlflow.db", experiment: sweeps, registered_model: swept}}
 tuning:
 {tuning}
 """
 
 
-def write_config(root: Path, tuning: str, algorithm: str = "random_forest") -> Path:
+def write_config(root: Path, tuning: str, algorithm: str = "random_forest", hyperparameters: str = "{}") -> Path:
     path = root / "job.yaml"
-    path.write_text(BASE.format(tuning=tuning + "  name: sweeps-sweep\n", algorithm=algorithm))
+    tuning += "  name: sweeps-sweep\n"
+    path.write_text(BASE.format(tuning=tuning, algorithm=algorithm, hyperparameters=hyperparameters))
     return path
 
 
@@ -90,6 +91,9 @@ def test_random_model_selection_honours_samples_and_bounds(tmp_path: Path) -> No
         "  early_stopping: {rungs: 2, reduction_factor: 2}\n  algorithms:\n"
         "    logistic_regression: {regParam: {loguniform: [0.0001, 0.1]}, maxIter: {randint: [5, 20]}}\n"
         "    random_forest: {numTrees: {randint: [2, 8]}, maxDepth: {choice: [2, 3]}}\n",
+        # As in config/pipeline.yaml: the configured model's hyperparameters are not the first
+        # algorithm's (they once reached logistic regression and stopped the sweep: KeyError numTrees).
+        hyperparameters="{numTrees: 5, maxDepth: 3}",
     )
     result = run_cli("run", "--config", str(config))
     assert result.returncode == 0, result.stderr[-4000:]
