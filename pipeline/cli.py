@@ -247,13 +247,15 @@ def _serve_detached(config: PipelineConfig, record: Path, args: argparse.Namespa
 def _serve_stop(config: PipelineConfig, record: Path) -> int:
     import ray
 
-    from pipeline.runtime import stop_detached_head
+    from pipeline.runtime import stop_detached_head, use_head_auth
     from serving import undeploy
 
     if not record.exists():
         print(f"no detached app {config.serving.app_name!r} recorded in {record}; nothing to stop")
         return 0
     saved = json.loads(record.read_text())
+    if saved.get("head_pid"):
+        use_head_auth()
     try:
         ray.init(address=saved["address"], namespace=config.ray.namespace, log_to_driver=False,
                  logging_level=logging.WARNING)  # fmt: skip

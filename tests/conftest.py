@@ -32,11 +32,17 @@ def make_config(root: Path, **sections: Any) -> PipelineConfig:
     return config_from_dict(raw, base_dir=root, environ={})
 
 
+RAY_SESSION_VARIABLES = {"RAY_AUTH_MODE", "RAY_ADDRESS", "RAY_USAGE_STATS_ENABLED"}
+
+
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m pipeline ARGS`` as a user would, in a fresh process."""
-    full_env = {key: value for key, value in os.environ.items() if not key.startswith("PIPELINE__")}
+    # Not the variables this test process's own ray.init exported (RAY_AUTH_MODE=token): a user's shell
+    # does not have them, and a CLI that relied on them would pass here and fail for the user.
+    full_env = {key: value for key, value in os.environ.items()
+                if not key.startswith("PIPELINE__") and key not in RAY_SESSION_VARIABLES}  # fmt: skip
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args],

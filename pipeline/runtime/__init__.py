@@ -6,6 +6,7 @@ from pipeline.runtime._detached import (
     free_port,
     start_detached_head,
     stop_detached_head,
+    use_head_auth,
 )
 from pipeline.runtime._java import JavaNotFoundError, JavaRuntime, activate_java, find_java
 from pipeline.runtime._session import (
@@ -35,4 +36,5 @@ __all__ = [
     "start_spark",
     "stop_detached_head",
     "stop_spark",
+    "use_head_auth",
 ]

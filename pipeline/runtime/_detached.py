@@ -36,9 +36,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def use_head_auth() -> None:
+    """Token authentication, as ``ray start`` runs the head (Ray 2.60), unless the user chose otherwise.
+
+    A client sends the token (``~/.ray/auth_token``) only when it is in token mode itself: without this,
+    ``ray.init(address=...)`` to the detached head fails with "InvalidAuthToken".
+    """
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
 def start_detached_head(ray_config: RayConfig, log: Path, timeout: float = 60.0) -> DetachedHead:
     """``ray start --head --block`` in its own session; its workers inherit Java 17 and this Python."""
     prepare_process_environment(find_java())
+    use_head_auth()
     port = free_port()
     command = [
         str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
