@@ -229,8 +229,9 @@ def _serve_detached(config: PipelineConfig, record: Path, args: argparse.Namespa
         with Console().timed("Starting a detached Ray head"):
             head = start_detached_head(config.ray, record.with_suffix(".log"))
         address = head.address
-    ray.init(address=address, namespace=config.ray.namespace, log_to_driver=False, logging_level=logging.WARNING)
-    try:
+    try:  # a head this command started is stopped again if anything below fails
+        ray.init(address=address, namespace=config.ray.namespace, log_to_driver=False,
+                 logging_level=logging.WARNING)  # fmt: skip
         printed = _deploy_and_print(config, head.dashboard_url if head else None, args.config)
     except BaseException:
         ray.shutdown()

@@ -39,16 +39,21 @@ def free_port() -> int:
 def use_head_auth() -> None:
     """Token authentication, as ``ray start`` runs the head (Ray 2.60), unless the user chose otherwise.
 
-    A client sends the token (``~/.ray/auth_token``) only when it is in token mode itself: without this,
-    ``ray.init(address=...)`` to the detached head fails with "InvalidAuthToken".
+    A client sends the token (``~/.ray/auth_token``) only when it is in token mode itself, and Ray reads
+    the mode once, when it is imported: without this, ``ray.init(address=...)`` to the detached head
+    fails with "InvalidAuthToken". Ray's own switch (what a local ``ray.init`` does) sets the variable
+    for this process and its children and refreshes Ray's cached config.
     """
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    from ray._private.authentication.authentication_token_setup import (
+        maybe_enable_token_auth_if_token_available,
+    )
+
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def start_detached_head(ray_config: RayConfig, log: Path, timeout: float = 60.0) -> DetachedHead:
     """``ray start --head --block`` in its own session; its workers inherit Java 17 and this Python."""
     prepare_process_environment(find_java())
-    use_head_auth()
     port = free_port()
     command = [
         str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
@@ -71,6 +76,7 @@ def start_detached_head(ray_config: RayConfig, log: Path, timeout: float = 60.0)
             raise ClusterError(f"ray start exited with code {process.returncode}; see {log}")
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
+                use_head_auth()  # after the start: on a first run, `ray start` writes the token
                 dashboard = (
                     f"http://{ray_config.dashboard_host}:{ray_config.dashboard_port}"
                     if ray_config.dashboard
