@@ -119,7 +119,11 @@ def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
+        pass
+    try:
         return json.loads(body)
+    except UnicodeDecodeError as error:  # one error type for every unreadable body: a 400, not a 500
+        raise json.JSONDecodeError(f"not UTF-8 ({error.reason} at byte {error.start})", "", 0) from error
 
 
 # --- one deployment per variant -------------------------------------------------------------------
@@ -614,7 +618,7 @@ def build_ingress(settings: AppSettings) -> Any:
                 if (refused := self._authorised(request)) is not None:
                     return refused
                 try:
-                    asked = WeightsRequest.model_validate(json.loads(await request.body()))
+                    asked = WeightsRequest.model_validate(parse_json(await request.body()))
                     weights = check_weights(asked.weights, set(self.handles))
                 except (json.JSONDecodeError, ValidationError, WeightsError) as error:
                     return _problem(422, "weights", str(error).splitlines()[0])
@@ -638,7 +642,7 @@ def build_ingress(settings: AppSettings) -> Any:
                 if (refused := self._authorised(request)) is not None:
                     return refused
                 try:
-                    asked = TrainRequest.model_validate(json.loads(await request.body()))
+                    asked = TrainRequest.model_validate(parse_json(await request.body()))
                 except json.JSONDecodeError as error:
                     return _problem(400, "body", f"not valid JSON: {error}")
                 except ValidationError as error:

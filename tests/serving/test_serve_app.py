@@ -244,6 +244,7 @@ def test_bad_input_gets_a_named_4xx_and_the_server_stays_up(served: Any) -> None
     answer = client.post("/predict", content=non_finite, headers={"content-type": "application/json"})
     assert answer.status_code == 422 and "finite" in answer.json()["detail"]["reason"]
     assert client.post("/predict", content=b"{not json").status_code == 400
+    assert client.post("/predict", content=b'{"instances": [{"a": "\xff"}]}').status_code == 400  # not UTF-8
     assert client.post("/predict", content=b" " * (9 * 1024 * 1024)).status_code == 413
     assert client.post("/predict", json={"instances": [record]}).status_code == 200
 
