@@ -25,7 +25,7 @@ from pipeline.data import ingest
 from pipeline.export import export_scorer
 from pipeline.runtime import Runtime
 from pipeline.training import train
-from serving.scoring import OnnxScorer
+from scoring import OnnxScorer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "config" / "examples"
 

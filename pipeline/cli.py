@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 import yaml
 
 from pipeline._console import Console
+from pipeline._registry_cli import compare_command, models_command, probability, promote_command, rollback_command
 from pipeline.algorithms import check_model
 from pipeline.config import ENV_PREFIX, ConfigError, PipelineConfig, load_config
 from pipeline.errors import PipelineError
-from pipeline.runtime import JavaNotFoundError, Runtime, find_java
+from pipeline.runtime import JavaNotFoundError, Runtime, dashboard_sign_in_hint, find_java
 from pipeline.tuning import check_tuning
 
 if TYPE_CHECKING:
@@ -93,8 +94,24 @@ def _train(config: PipelineConfig, args: argparse.Namespace) -> int:
     from pipeline.jobs import train_and_register
 
     with Runtime(config) as runtime:
-        _report_training(train_and_register(runtime.spark, config, runtime.console), config)
+        run = train_and_register(runtime.spark, config, runtime.console)
+    _report_training(run, config)
+    if args.result is not None:
+        registration = run.registration
+        _write_result(args.result, {
+            "status": "SUCCEEDED", "model": registration.model_name, "version": registration.version,
+            "alias": registration.alias, "run_id": registration.run_id, "scorer": registration.scorer,
+            "metrics": run.trained.metrics,
+        })  # fmt: skip
     return 0
+
+
+def _write_result(path: Path, record: dict[str, object]) -> None:
+    """A job's outcome as JSON, written whole (to a temporary name, then renamed) for whoever polls it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(record))
+    partial.replace(path)
 
 
 def _run(config: PipelineConfig, args: argparse.Namespace) -> int:
@@ -138,32 +155,6 @@ def _tune(config: PipelineConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def _models(config: PipelineConfig, args: argparse.Namespace) -> int:
-    from pipeline.tracking import list_versions, version_lineage
-
-    versions = list_versions(config.tracking)
-    if not versions:
-        print(f"no registered versions of {config.tracking.registered_model!r} in {config.tracking.uri}")
-        return 0
-    print(f"{config.tracking.registered_model} ({config.tracking.uri})")
-    for summary in versions:
-        aliases = ",".join(f"@{a}" for a in summary.aliases) or "-"
-        metrics = " ".join(f"{k.removeprefix('test_')}={v:.4f}" for k, v in sorted(summary.metrics.items()))
-        lineage = version_lineage(summary)
-        data = f"delta v{lineage['data.delta_version']}" if "data.delta_version" in lineage else "-"
-        print(f"  v{summary.version:<4} {aliases:<24} {summary.algorithm:<24} {data:<10} {metrics}")
-    return 0
-
-
-def _promote(config: PipelineConfig, args: argparse.Namespace) -> int:
-    from pipeline.tracking import CHAMPION, promote
-
-    previous = promote(config.tracking, str(args.version))
-    was = f"(was version {previous})" if previous else "(no champion before)"
-    print(f"{config.tracking.registered_model}: @{CHAMPION} -> version {args.version} {was}")
-    return 0
-
-
 def _mlflow_ui(config: PipelineConfig, args: argparse.Namespace) -> int:
     from pipeline.tracking import connect
 
@@ -195,6 +186,33 @@ def _serve(config: PipelineConfig, args: argparse.Namespace) -> int:
             undeploy(config.serving.app_name)
 
 
+def _prometheus(config: PipelineConfig, args: argparse.Namespace) -> int:
+    import shutil
+
+    from pipeline.monitoring import RAY_DISCOVERY_FILE, prometheus_command, write_prometheus_config
+
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise PipelineError("prometheus: not on PATH; install it (Debian: apt-get install prometheus)")
+    files = write_prometheus_config(config, interval_seconds=args.interval)
+    print(f"Prometheus on http://{args.host}:{args.port} (Ctrl-C stops it), configuration {files.config_file}:",
+          f"Ray's nodes from {RAY_DISCOVERY_FILE}, the app's /metrics on port {config.serving.port}",
+          file=sys.stderr, flush=True)  # fmt: skip
+    os.execv(binary, prometheus_command(binary, files, f"{args.host}:{args.port}"))
+
+
+def _k8s(config: PipelineConfig, args: argparse.Namespace) -> int:
+    from pipeline.k8s import RenderOptions, render, write_manifests
+
+    text = Path(args.config).read_text()
+    name = Path(args.config).name
+    options = RenderOptions(image=args.image, ray_version=metadata.version("ray"), config_name=name)
+    manifests = render(config, yaml.safe_load(text), text, options)
+    for path in write_manifests(manifests, args.out, source=args.config):
+        print(f"wrote {path}")
+    return 0
+
+
 def _deploy_and_print(config: PipelineConfig, dashboard_url: str | None, config_file: str) -> dict[str, str]:
     from serving import deploy
 
@@ -206,6 +224,8 @@ def _deploy_and_print(config: PipelineConfig, dashboard_url: str | None, config_
         printed["ray dashboard"] = f"{dashboard_url}/#/serve"
     for name, url in printed.items():
         print(f"{name + ':':<15}{url}")
+    if dashboard_url:
+        print(f"{'':<15}{dashboard_sign_in_hint()}")
     for name, info in urls.variants.items():
         status = (
             f"version {info['version']} ({info['scorer']})"
@@ -221,13 +241,13 @@ def _deploy_and_print(config: PipelineConfig, dashboard_url: str | None, config_
 def _serve_detached(config: PipelineConfig, record: Path, args: argparse.Namespace) -> int:
     import ray
 
-    from pipeline.runtime import start_detached_head, stop_detached_head
+    from pipeline.runtime import start_detached_head, stop_detached_head, stop_haproxy
 
     head = None
     address = config.ray.address
     if address is None:
         with Console().timed("Starting a detached Ray head"):
-            head = start_detached_head(config.ray, record.with_suffix(".log"))
+            head = start_detached_head(config.ray, record.with_suffix(".log"), config.serving.high_throughput)
         address = head.address
     try:  # a head this command started is stopped again if anything below fails
         ray.init(address=address, namespace=config.ray.namespace, log_to_driver=False,
@@ -237,10 +257,13 @@ def _serve_detached(config: PipelineConfig, record: Path, args: argparse.Namespa
         ray.shutdown()
         if head is not None:
             stop_detached_head(head.pid)
+            stop_haproxy(head.haproxy_dir)
         raise
     ray.shutdown()
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"address": address, "head_pid": head.pid if head else None, **printed}))
+    haproxy_dir = str(head.haproxy_dir) if head and head.haproxy_dir else None
+    saved = {"address": address, "head_pid": head.pid if head else None, "haproxy_dir": haproxy_dir, **printed}
+    record.write_text(json.dumps(saved))
     print(f"detached; stop with: python -m pipeline serve --config {args.config} --stop")
     return 0
 
@@ -248,7 +271,7 @@ def _serve_detached(config: PipelineConfig, record: Path, args: argparse.Namespa
 def _serve_stop(config: PipelineConfig, record: Path) -> int:
     import ray
 
-    from pipeline.runtime import stop_detached_head, use_head_auth
+    from pipeline.runtime import stop_detached_head, stop_haproxy, use_head_auth
     from serving import undeploy
 
     if not record.exists():
@@ -266,6 +289,8 @@ def _serve_stop(config: PipelineConfig, record: Path) -> int:
         print(f"the Ray cluster at {saved['address']} is gone already")
     if saved.get("head_pid"):
         stop_detached_head(int(saved["head_pid"]))
+    # Ray does not always end HAProxy (a killed proxy actor leaves it running, holding the HTTP port).
+    stop_haproxy(Path(saved["haproxy_dir"]) if saved.get("haproxy_dir") else None)
     record.unlink()
     print(f"stopped {config.serving.app_name!r}" + (" and its Ray head" if saved.get("head_pid") else ""))
     return 0
@@ -297,13 +322,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("info", _info, "validate the config and print the resolved settings, Java and engine versions")
     add("ingest", _ingest, "generate or load data and write it to the configured Delta table")
-    add("train", _train, "train, evaluate and register a model on the configured data")
+    train = add("train", _train, "train, evaluate and register a model on the configured data")
+    train.add_argument("--result", type=Path, metavar="FILE", help="also write the outcome (or the error) as JSON")
     add("run", _run, "the main job: ingest if the table is missing, then train (or tune, with a tuning section)")
     tune = add("tune", _tune, "run the configured Ray Tune sweep, then refit, test and register the best")
     tune.add_argument("--resume", action="store_true", help="finish an interrupted sweep (same tuning.name)")
-    add("models", _models, "list the registered versions with their aliases, metrics and data version")
-    promote = add("promote", _promote, "move the @champion alias to a registered version")
+    add("models", models_command, "list the registered versions with their aliases, metrics and data version")
+    promote = add(
+        "promote", promote_command, "move @champion to a registered version (the old one becomes @previous)"
+    )
     promote.add_argument("--version", required=True, type=int, help="the version to make champion")
+    promote.add_argument(
+        "--if-better", action="store_true", help="only if `compare` finds it better than @champion"
+    )
+    add("rollback", rollback_command, "move @champion back to @previous (the version the last promotion replaced)")
+    compare = add(
+        "compare", compare_command, "compare two registered versions offline, paired on the same test rows"
+    )
+    compare.add_argument("--a", default="@champion", help="version number or alias (default @champion)")
+    compare.add_argument("--b", default="@challenger", help="version number or alias (default @challenger)")
+    compare.add_argument("--apply", action="store_true", help="make b the champion if the verdict is `b better`")
+    for deciding in (promote, compare):
+        deciding.add_argument("--alpha", default=0.05, type=probability, help="significance level (default 0.05)")
+        deciding.add_argument("--metric", help="the metric that decides a promotion (default: the first compared)")
     ui = add("mlflow-ui", _mlflow_ui, "start the MLflow UI on the configured tracking store")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     ui.add_argument("--port", default=5000, type=int, help="port (default 5000)")
@@ -311,6 +352,14 @@ def build_parser() -> argparse.ArgumentParser:
     mode = serve.add_mutually_exclusive_group()
     mode.add_argument("--detach", action="store_true", help="leave the app running (on a Ray head of its own)")
     mode.add_argument("--stop", action="store_true", help="tear down an app started with --detach")
+    prometheus = add("prometheus", _prometheus, "start Prometheus scraping the Ray cluster and the serving app")
+    prometheus.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    prometheus.add_argument("--port", default=9090, type=int, help="port (default 9090: Ray's dashboard reads it)")
+    prometheus.add_argument("--interval", default=5.0, type=float, help="seconds between scrapes (default 5)")
+    k8s = add("k8s", _k8s, "render the Kubernetes (KubeRay) manifests from the config (see k8s/README.md)")
+    k8s.add_argument("action", choices=["render"], help="render: write the generated manifests")
+    k8s.add_argument("--image", default="ray-mllib-pipeline:latest", help="the image every pod runs")
+    k8s.add_argument("--out", type=Path, default=Path("k8s/base"), help="folder to write (default k8s/base)")
     return parser
 
 
@@ -324,21 +373,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         for line in error.problems:
             print(f"config error: {line}", file=sys.stderr)
+        _report_failure(args, f"config error: {'; '.join(error.problems)}")
         return ConfigError.exit_code
     except (PipelineError, JavaNotFoundError) as error:
-        _report(f"error: {error}", args.debug)
+        _report(f"error: {error}", args)
         return error.exit_code
     except KeyboardInterrupt:
         print("interrupted: Spark and Ray were stopped", file=sys.stderr)
+        _report_failure(args, "interrupted")
         return 130
     except Exception as error:
         first_line = (str(error).strip().splitlines() or [""])[0]
         hint = "" if args.debug else " (run with --debug for the traceback)"
-        _report(f"error: {type(error).__name__}: {first_line}{hint}", args.debug)
+        _report(f"error: {type(error).__name__}: {first_line}{hint}", args)
         return 1
 
 
-def _report(message: str, debug: bool) -> None:
-    if debug:
+def _report(message: str, args: argparse.Namespace) -> None:
+    if args.debug:
         traceback.print_exc()
     print(message, file=sys.stderr)
+    _report_failure(args, message)
+
+
+def _report_failure(args: argparse.Namespace, message: str) -> None:
+    if getattr(args, "result", None) is not None:
+        _write_result(args.result, {"status": "FAILED", "error": message})

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from comparison import Comparison
 from pipeline._console import Console
+from pipeline.algorithms import get_algorithm
 from pipeline.config import PipelineConfig
 from pipeline.data import DeltaWrite, ingest, open_delta
-from pipeline.tracking import Registration, log_training
-from pipeline.training import TrainedModel, train
+from pipeline.errors import PipelineError
+from pipeline.evaluation import offline_comparisons, paired_outcomes
+from pipeline.export import export_scorer
+from pipeline.tracking import (
+    Registration,
+    VersionSummary,
+    load_spark_model,
+    log_comparison,
+    log_training,
+)
+from pipeline.training import TrainedModel, prepare, train
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -39,8 +51,67 @@ def ingest_if_missing(spark: SparkSession, config: PipelineConfig, console: Cons
 def train_and_register(
     spark: SparkSession, config: PipelineConfig, console: Console, parent_run_id: str | None = None
 ) -> TrainingRun:
-    """Train and evaluate; only then open an MLflow run and register (bad data never reaches MLflow)."""
+    """Train and evaluate, export the scorer through the parity gate; only then open an MLflow run and
+    register (bad data never reaches MLflow)."""
     trained = train(spark, config, console)
+    with console.timed("Exporting to ONNX and comparing it with Spark on held-out rows"):
+        exported = export_scorer(trained)
     with console.timed(f"Logging the run and registering {config.tracking.registered_model!r} in MLflow"):
-        registration = log_training(config, trained, parent_run_id=parent_run_id)
+        registration = log_training(config, trained, exported, parent_run_id=parent_run_id)
     return TrainingRun(trained=trained, registration=registration)
+
+
+@dataclass(frozen=True)
+class ComparisonRun:
+    """Two registered versions compared offline on the same rows, and the MLflow run that records it."""
+
+    a: VersionSummary
+    b: VersionSummary
+    data: str  # the table and Delta version the rows come from
+    rows: int
+    comparisons: list[Comparison]
+    run_id: str
+
+
+def compare_versions(
+    spark: SparkSession, config: PipelineConfig, versions: Sequence[tuple[str, VersionSummary]], console: Console,
+    alpha: float = 0.05,
+) -> ComparisonRun:  # fmt: skip
+    """Score the test split of the Delta version b was trained on with both versions, paired row by row,
+    run the task's tests and log the table to MLflow. ``versions``: a's then b's, each under the name it
+    was asked by (``find_version``)."""
+    (a_reference, a), (b_reference, b) = versions
+    if a.version == b.version:
+        raise PipelineError(
+            f"--a {a_reference} and --b {b_reference} are both version {a.version}: nothing to compare"
+        )
+    task_a, task_b = get_algorithm(a.algorithm).task, get_algorithm(b.algorithm).task
+    if task_a != task_b:
+        raise PipelineError(f"version {a.version} is {task_a}, version {b.version} is {task_b}: not comparable")
+    source = config.data.source
+    trained_on = b.tags.get("data.delta_version", "")
+    if source.format == "delta" and trained_on.isdigit():
+        source = source.model_copy(update={"version": int(trained_on)})
+    model = config.model.model_copy(update={"algorithm": b.algorithm, "hyperparameters": {}})
+    data = config.data.model_copy(update={"source": source})
+    with console.timed(f"Reading the test split of {source.path} (Delta version {source.version})"):
+        prepared = prepare(spark, config.model_copy(update={"model": model, "data": data}))
+    if prepared.label is None:
+        raise PipelineError(f"compare: {task_b} models have no label to compare against")
+    with console.timed(f"Scoring it with versions {a.version} and {b.version}"):
+        model_a, model_b = (
+            load_spark_model(config.tracking, a.version),
+            load_spark_model(config.tracking, b.version),
+        )
+        outcomes = paired_outcomes(model_a, model_b, prepared.test, prepared.label)
+    comparisons = offline_comparisons(task_b, outcomes, alpha)
+    where = f"{source.path} (Delta version {prepared.snapshot.version})"
+    params = {"a_version": a.version, "b_version": b.version, "a_reference": a_reference,
+              "b_reference": b_reference, "data": where, "rows": len(outcomes.label), "alpha": alpha}  # fmt: skip
+    figures = {}
+    for found in comparisons:
+        name = found.metric
+        figures.update({f"{name}_a": found.a, f"{name}_b": found.b, f"{name}_difference": found.difference,
+                        f"{name}_p_value": found.p_value})  # fmt: skip
+    run_id = log_comparison(config.tracking, params, [found.as_row() for found in comparisons], figures)
+    return ComparisonRun(a, b, where, len(outcomes.label), comparisons, run_id)

@@ -1,8 +1,16 @@
-"""Ray Serve champion/challenger serving with a JVM-free (ONNX) scorer and a Spark fallback.
+"""Ray Serve champion/challenger serving: ONNX variants scored inside the ingress replicas (one hop), Spark
+fallback variants in deployments of their own. The scorer itself is the top-level ``scoring`` package."""
 
-Light imports only here: ``serving.scoring`` and ``serving.routing`` are pure and used outside Serve.
-"""
+from serving._deploy import Endpoints, ServingError, app_from_args, app_settings, deploy, undeploy, wait_ready
+from serving._state import shadow_log
 
-from serving._deploy import Endpoints, ServingError, app_settings, deploy, undeploy, wait_ready
-
-__all__ = ["Endpoints", "ServingError", "app_settings", "deploy", "undeploy", "wait_ready"]
+__all__ = [
+    "Endpoints",
+    "ServingError",
+    "app_from_args",
+    "app_settings",
+    "deploy",
+    "shadow_log",
+    "undeploy",
+    "wait_ready",
+]

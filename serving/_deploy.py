@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,8 +15,10 @@ from typing import Any
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import PipelineError
-from serving._app import AppSettings, VariantSettings, build_application, kill_state
-from serving._registry import ModelSource
+from serving._app import build_application
+from serving._registry import ModelSource, needs_spark
+from serving._settings import AppSettings, VariantSettings
+from serving._state import kill_state
 
 
 class ServingError(PipelineError):
@@ -64,17 +67,41 @@ def app_settings(
         max_body_bytes=serving.max_body_bytes,
         refresh_seconds=serving.refresh_seconds,
         ingress_replicas=serving.ingress_replicas,
+        ingress_autoscaling=serving.ingress_autoscaling.model_dump() if serving.ingress_autoscaling else None,
+        scorer_threads=serving.scorer_threads or os.cpu_count() or 1,
         max_ongoing_requests=serving.max_ongoing_requests,
         data_roots=tuple(str(root) for root in serving.data_roots),
         config_file=str(Path(config_file).resolve()) if config_file else None,
         dashboard_url=dashboard_url,
+        jobs_dir=str(config.root / ".pipeline" / "jobs"),
         algorithms=tuple(ALGORITHMS),
     )
 
 
+def place_variants(settings: AppSettings) -> AppSettings:
+    """Variants whose version is scored by Spark now get a deployment of their own; the rest score inside
+    the ingress replicas (an alias that does not exist yet is taken to be ONNX-scored)."""
+    variants = {name: dataclasses.replace(variant, remote=needs_spark(variant.source))
+                for name, variant in settings.variants.items()}  # fmt: skip
+    return dataclasses.replace(settings, variants=variants)
+
+
+def app_from_args(args: dict[str, Any]) -> Any:
+    """Ray Serve's application builder for a declarative deployment (KubeRay's ``serveConfigV2``, rendered by
+    ``python -m pipeline k8s render``): ``args.config`` is the pipeline config itself, ``args.config_file``
+    where the same file is mounted. The token comes from the pod's environment; ``POST /train`` stays off
+    (it submits Ray Jobs through a dashboard address, which a cluster's app is not given)."""
+    from pipeline.config import config_from_dict
+
+    raw = args.get("config")
+    if not isinstance(raw, dict):
+        raise ServingError(f"serveConfigV2: args.config = {raw!r}: must be the pipeline config (a mapping)")
+    config = config_from_dict(raw, base_dir=Path("/"), origin="serveConfigV2 args.config")
+    return build_application(place_variants(app_settings(config, config_file=args.get("config_file"))))
+
+
 def endpoints(config: PipelineConfig, admin: bool) -> Endpoints:
-    host = config.serving.host if config.serving.host not in ("0.0.0.0", "::") else "127.0.0.1"
-    base = f"http://{host}:{config.serving.port}"
+    base = f"http://{config.serving.local_host}:{config.serving.port}"
     return Endpoints(api=base, docs=f"{base}/docs", health=f"{base}/health", admin=admin)
 
 
@@ -89,7 +116,7 @@ def deploy(
     ``config_file`` and ``dashboard_url`` enable ``POST /train`` (Ray Jobs need the dashboard)."""
     from ray import serve
 
-    settings = app_settings(config, environ, config_file, dashboard_url)
+    settings = place_variants(app_settings(config, environ, config_file, dashboard_url))
     serve.start(http_options={"host": config.serving.host, "port": config.serving.port})
     serve.run(build_application(settings), name=settings.app_name, route_prefix="/", blocking=False)
     urls = endpoints(config, admin=settings.token_sha256 is not None)
@@ -98,8 +125,8 @@ def deploy(
 
 
 def wait_ready(health_url: str, timeout: float) -> dict[str, Any]:
-    """Poll /health until every variant has loaded its model, or is waiting for an alias the registry
-    does not have yet (reported, not fatal); on timeout, say which variant is not ready and why."""
+    """Poll /health until it answers 200 (every variant with a registered model loaded; an alias the
+    registry does not have yet is reported, not fatal); on timeout, say which variant is not ready and why."""
     deadline = time.monotonic() + timeout
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -109,14 +136,18 @@ def wait_ready(health_url: str, timeout: float) -> dict[str, Any]:
         except urllib.error.HTTPError as error:
             if error.code == 503:
                 last = json.loads(error.read() or b"{}")
-                variants = last.get("variants", {}).values()
-                if variants and all(info.get("ready") or info.get("missing") for info in variants):
-                    return last
+                variants = last.get("variants", {})
+                if variants and all(info.get("ready") or info.get("missing") for info in variants.values()):
+                    missing = sorted(name for name, info in variants.items() if info.get("missing"))
+                    raise ServingError(
+                        f"nothing to route to: no variant with a weight above 0 has a model ({missing} not in "
+                        "the registry yet); train one first (python -m pipeline train --config ...)"
+                    ) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(1.0)
-    waiting = {name: info.get("error") or "loading" for name, info in last.get("variants", {}).items()
-               if not info.get("ready")}  # fmt: skip
+    waiting = {name: info.get("error") or ("not in the registry" if info.get("missing") else "loading")
+               for name, info in last.get("variants", {}).items() if not info.get("ready")}  # fmt: skip
     raise ServingError(f"the app was not ready after {timeout:.0f} s; variants not ready: {waiting or 'unknown'}")
 
 

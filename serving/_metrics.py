@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -27,6 +28,18 @@ def _labels(**values: str) -> str:
     return "{" + ",".join(escaped) + "}"
 
 
+@dataclass(frozen=True)
+class RequestRecord:
+    """One answered (or refused) request, as an ingress replica reports it."""
+
+    variant: str
+    version: str
+    role: str  # routed, direct (model_id) or shadow
+    status: int
+    seconds: float
+    rows: int
+
+
 @dataclass
 class MetricsTable:
     """Everything /metrics reports; one table per app, fed by every ingress replica."""
@@ -41,6 +54,30 @@ class MetricsTable:
         if status < 400:
             self.rows[(variant, version, role)] += rows
         self.latency[(variant, version, role)].observe(seconds)
+
+    def add(self, records: list[RequestRecord]) -> None:
+        for item in records:
+            self.record(item.variant, item.version, item.role, item.status, item.seconds, item.rows)
+
+    def to_json(self) -> str:
+        """Everything counted so far, to be stored where it outlives the process holding it."""
+        return json.dumps({
+            "requests": [[*key, count] for key, count in self.requests.items()],
+            "rows": [[*key, count] for key, count in self.rows.items()],
+            "latency": [[*key, h.counts, h.total, h.observations] for key, h in self.latency.items()],
+        })  # fmt: skip
+
+    @classmethod
+    def from_json(cls, text: str) -> MetricsTable:
+        raw = json.loads(text)
+        table = cls()
+        for *key, count in raw["requests"]:
+            table.requests[tuple(key)] = count
+        for *key, count in raw["rows"]:
+            table.rows[tuple(key)] = count
+        for *key, counts, total, observations in raw["latency"]:
+            table.latency[tuple(key)] = _Histogram(counts, total, observations)
+        return table
 
     def render(self) -> str:
         lines = [

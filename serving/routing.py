@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import sys
 from collections.abc import Mapping
+from typing import Any
 
 
 class WeightsError(ValueError):
@@ -26,6 +28,19 @@ def check_weights(weights: Mapping[str, float], variants: set[str]) -> dict[str,
     if sum(checked.values()) <= 0:
         raise WeightsError(f"weights = {dict(weights)}: at least one must be above 0")
     return checked
+
+
+def weights_schema(variants: list[str]) -> dict[str, Any]:
+    """The JSON Schema of what ``check_weights`` takes: known variants only, each a finite number >= 0,
+    at least one above 0."""
+    weight = {"type": "number", "minimum": 0, "maximum": sys.float_info.max}
+    return {
+        "type": "object",
+        "properties": {name: weight for name in variants},
+        "additionalProperties": False,
+        "anyOf": [{"required": [name], "properties": {name: {"exclusiveMinimum": 0}}} for name in variants],
+        "description": "a variant left out gets weight 0",
+    }
 
 
 def _pick(weights: Mapping[str, float], point: float) -> str:

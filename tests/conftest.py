@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ def make_config(root: Path, **sections: Any) -> PipelineConfig:
         "spark": {
             "app_name": "pipeline-tests",
             "executor_memory": "1g",
+            "placement_strategy": "SPREAD",  # so that every test session starts Spark in a placement group
             "configs": {"spark.sql.shuffle.partitions": 2, "spark.ui.showConsoleProgress": False},
         },
         "data": {"source": {"format": "delta", "path": "data/table"}},
@@ -30,6 +33,18 @@ def make_config(root: Path, **sections: Any) -> PipelineConfig:
     for name, value in sections.items():
         raw[name] = {**raw.get(name, {}), **value}
     return config_from_dict(raw, base_dir=root, environ={})
+
+
+def stop_process_group(process: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """SIGTERM to a server started with ``start_new_session=True`` and its workers; SIGKILL after ``timeout``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
 
 
 RAY_SESSION_VARIABLES = {"RAY_AUTH_MODE", "RAY_ADDRESS", "RAY_USAGE_STATS_ENABLED"}

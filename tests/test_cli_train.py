@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import mlflow
 import psutil
 
 from tests.conftest import PROJECT_ROOT, run_cli
@@ -39,6 +40,61 @@ def test_run_then_models_then_promote(tmp_path: Path) -> None:
     assert "auc_roc" in run.stdout and "Inferred feature spec" in run.stdout
     assert "Fitting random_forest" in run.stderr  # progress
 
+    forest = {key: value for key, value in env.items() if "HYPERPARAMETERS" not in key}
+    challenger = {
+        **forest,
+        "PIPELINE__MODEL__ALGORITHM": "logistic_regression",
+        "PIPELINE__MODEL__HYPERPARAMETERS": "{}",
+    }
+    trained = run_cli("train", "--config", "config/pipeline.yaml", env=challenger)
+    assert "model:         demo-classifier version 2 alias @challenger" in trained.stdout, trained.stderr[-3000:]
+    compared = run_cli("compare", "--config", "config/pipeline.yaml", "--apply", env=env)
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    lines = compared.stdout.splitlines()
+    lines = lines[
+        next(i for i, line in enumerate(lines) if line.startswith("a = ")) :
+    ]  # after the JVM's own lines
+    assert lines[0] == "a = @champion (version 1, random_forest), b = @challenger (version 2, logistic_regression)"
+    assert "test rows of" in lines[1] and "(Delta version 0)" in lines[1]
+    rows = {line.split()[0]: line for line in lines[3:5]}
+    assert "McNemar" in rows["accuracy"] and "paired bootstrap" in rows["auc_roc"]
+    assert all(line.endswith(("b better", "a better", "no difference yet")) for line in rows.values())
+    # --apply: version 2 replaces the champion only on `b better` for accuracy (the first metric) and on no
+    # `a better` elsewhere; which way this data goes is not fixed, so each branch is checked as it comes.
+    wins = rows["accuracy"].endswith("b better") and not rows["auc_roc"].endswith("a better")
+    decided = [line for line in lines if line.startswith(("promoted: ", "not promoted: "))]
+    assert len(decided) == 1, decided
+    if wins:
+        assert decided[0].startswith("promoted: accuracy: b better by +"), decided
+        assert "demo-classifier: @champion -> version 2 (was version 1, now @previous" in compared.stdout
+    else:
+        assert decided[0].startswith("not promoted: accuracy: "), decided
+        promoted = run_cli("promote", "--config", "config/pipeline.yaml", "--version", "2", env=env)
+        assert promoted.stdout.strip() == (
+            "demo-classifier: @champion -> version 2 (was version 1, now @previous: `rollback` restores it)"
+        ), promoted.stderr[-2000:]
+    rolled = run_cli("rollback", "--config", "config/pipeline.yaml", env=env)
+    assert rolled.stdout.strip() == "demo-classifier: @champion -> version 1 (rolled back from version 2)"
+    again = run_cli("rollback", "--config", "config/pipeline.yaml", env=env)
+    assert again.returncode == 1 and again.stderr.strip() == (
+        "error: rollback: 'demo-classifier' has no @previous version (set when a promotion replaces one)"
+    )
+    not_champion = run_cli(
+        "compare", "--config", "config/pipeline.yaml", "--a", "2", "--b", "1", "--apply", env=env
+    )
+    assert not_champion.returncode == 1
+    assert not_champion.stderr.strip() == "error: --apply: a = 2 is not @champion; promotion replaces the champion"
+    store = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    experiment = store.get_experiment_by_name("demo")
+    assert experiment is not None
+    (logged,) = store.search_runs([experiment.experiment_id], "tags.kind = 'comparison'")
+    assert logged.data.params["b_version"] == "2" and "auc_roc_p_value" in logged.data.metrics
+    assert "comparison.csv" in {item.path for item in store.list_artifacts(logged.info.run_id)}
+    unknown = run_cli("compare", "--config", "config/pipeline.yaml", "--b", "@nope", env=env)
+    assert unknown.returncode == 1 and unknown.stderr.strip() == (
+        "error: @nope: not a version or alias of 'demo-classifier' (versions ['1', '2'], aliases ['@champion'])"
+    )
+
     models = run_cli("models", "--config", "config/pipeline.yaml", env=env)
     assert models.returncode == 0, models.stderr
     assert "v1" in models.stdout and "@champion" in models.stdout and "delta v0" in models.stdout
@@ -47,7 +103,7 @@ def test_run_then_models_then_promote(tmp_path: Path) -> None:
     assert promoted.stdout.strip() == "demo-classifier: @champion -> version 1 (was version 1)"
     missing = run_cli("promote", "--config", "config/pipeline.yaml", "--version", "7", env=env)
     assert missing.returncode == 1
-    assert missing.stderr.strip() == "error: --version 7: 'demo-classifier' has versions ['1']"
+    assert missing.stderr.strip() == "error: --version 7: 'demo-classifier' has versions ['1', '2']"
 
 
 def test_bad_hyperparameter_is_a_config_error_before_any_engine(tmp_path: Path) -> None:
@@ -99,3 +155,16 @@ def test_mlflow_ui_serves_the_store_on_loopback(tmp_path: Path) -> None:
         process.wait(timeout=60)
     _, alive = psutil.wait_procs(workers, timeout=30)
     assert alive == []
+
+
+def test_train_writes_its_outcome_as_json_even_when_it_fails(tmp_path: Path) -> None:
+    """`train --result FILE` (what `POST /train` jobs run): a failure is recorded whole, one line, no traceback."""
+    import json
+
+    result = tmp_path / "jobs" / "outcome.json"
+    env = {**small_run_env(tmp_path), "PIPELINE__SPARK__NUM_EXECUTORS": "-1"}
+    failed = run_cli("train", "--config", "config/pipeline.yaml", "--result", str(result), env=env)
+    assert failed.returncode == 2, failed.stderr
+    outcome = json.loads(result.read_text())
+    assert outcome["status"] == "FAILED" and "spark.num_executors = -1" in outcome["error"], outcome
+    assert not list(result.parent.glob(".*.partial"))  # written whole, nothing half-written left

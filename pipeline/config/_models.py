@@ -37,7 +37,7 @@ _MEMORY = re.compile(r"^[1-9][0-9]*[kmgt]?$", re.IGNORECASE)
 _RAY_ADDRESS = re.compile(r"^(auto|ray://[^\s:/]+:\d+|[^\s:/]+:\d+)$")
 _SQLITE_PREFIX = "sqlite:///"
 
-GeneratorName = Literal["classification", "regression", "clustering", "recommendation", "breast_cancer"]
+GeneratorName = Literal["classification", "regression", "clustering", "recommendation", "breast_cancer", "wine"]
 TableFormat = Literal["delta", "parquet", "csv"]
 WriteMode = Literal["append", "overwrite"]
 
@@ -79,6 +79,11 @@ class SparkConfig(_Section):
     num_executors: int = Field(default=1, gt=0, le=1024)
     executor_cores: int = Field(default=1, gt=0, le=256)
     executor_memory: str = Field(default="2g", description="JVM size such as 512m or 2g")
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] | None = Field(
+        default=None,
+        description="a Ray placement group for the executors (RayDP): SPREAD puts them on different nodes "
+        "when it can, STRICT_SPREAD must; null: none",
+    )
     configs: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     @field_validator("executor_memory")
@@ -300,9 +305,11 @@ class VariantConfig(_Section):
     alias: str | None = Field(default=None, min_length=1)
     version: int | None = Field(default=None, ge=1)
     weight: float = Field(default=0.0, ge=0.0, le=1.0, description="share of routed traffic")
-    replicas: int = Field(default=1, ge=1, le=64)
+    # A variant scored by Spark runs as a deployment of its own: these three size it. ONNX-scored variants
+    # live inside the ingress replicas (serving.ingress_replicas / ingress_autoscaling).
+    replicas: int = Field(default=1, ge=1, le=64, description="replicas of a Spark-scored variant")
     autoscaling: AutoscalingConfig | None = None
-    cpus: float = Field(default=0.0, ge=0.0, le=64, description="Ray CPUs reserved per replica")
+    cpus: float = Field(default=0.0, ge=0.0, le=64, description="Ray CPUs reserved per Spark-variant replica")
 
     @model_validator(mode="after")
     def _one_reference(self) -> VariantConfig:
@@ -331,7 +338,21 @@ class ServingConfig(_Section):
     )
     max_batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    ingress_replicas: int = Field(default=1, ge=1, le=64)
+    high_throughput: bool = Field(
+        default=True,
+        description="Ray Serve's high-throughput mode (HAProxy ingress, gRPC between replicas) on the local "
+        "Ray head that serve/serve --detach start; false: Serve's default Python proxy",
+    )
+    ingress_replicas: int = Field(default=2, ge=1, le=64, description="HTTP replicas; each scores ONNX variants")
+    ingress_autoscaling: AutoscalingConfig | None = Field(
+        default=None, description="Serve autoscaling of the ingress replicas (replaces ingress_replicas)"
+    )
+    scorer_threads: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="onnxruntime threads per scorer for large batches; 0: the machine's cores",
+    )
     max_ongoing_requests: int = Field(default=64, ge=1, le=10_000, description="per replica, before queueing")
     refresh_seconds: float = Field(default=1.0, gt=0, le=300, description="how often replicas pick up changes")
     data_roots: list[ProjectPath] = Field(
@@ -339,6 +360,11 @@ class ServingConfig(_Section):
         default_factory=lambda: ["data"],  # type: ignore[arg-type]
         description="POST /train may only read data under these folders",
     )
+
+    @property
+    def local_host(self) -> str:
+        """Where a client on this machine reaches the app: the bind address, or loopback for a wildcard one."""
+        return self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"
 
     @field_validator("host")
     @classmethod

@@ -200,21 +200,23 @@ def recommendation(spark: SparkSession, rows: int, seed: int, rank: int = 4) -> 
     )
 
 
-def breast_cancer(spark: SparkSession) -> DataFrame:
-    """The Wisconsin breast cancer data set (569 rows, real) shipped by scikit-learn; label 1 = benign."""
-    from sklearn.datasets import load_breast_cancer
+def shipped(spark: SparkSession, name: str) -> DataFrame:
+    """A real data set shipped by scikit-learn: ``breast_cancer`` (Wisconsin, 569 rows, 30 measurements,
+    label 1 = benign) or ``wine`` (178 wines, 13 measurements, label 0-2: three cultivars)."""
+    from sklearn import datasets
 
-    bunch = load_breast_cancer(as_frame=True)
-    frame = bunch.frame.rename(columns=lambda name: re.sub(r"\W+", "_", name.strip()).strip("_"))
+    loader = {"breast_cancer": datasets.load_breast_cancer, "wine": datasets.load_wine}[name]
+    bunch = loader(as_frame=True)
+    frame = bunch.frame.rename(columns=lambda column: re.sub(r"\W+", "_", column.strip()).strip("_"))
     frame = frame.rename(columns={"target": "label"})
     frame.insert(0, "sample_id", [f"sample-{i:04d}" for i in range(len(frame))])
     return spark.createDataFrame(frame)
 
 
 def generate(spark: SparkSession, spec: GeneratedData) -> DataFrame:
-    """The demo data set ``spec`` names (``rows`` is ignored for the fixed-size ``breast_cancer``)."""
-    if spec.generator == "breast_cancer":
-        return breast_cancer(spark)
+    """The demo data set ``spec`` names (``rows`` is ignored for the fixed-size real ones)."""
+    if spec.generator in ("breast_cancer", "wine"):
+        return shipped(spark, spec.generator)
     makers = {
         "classification": classification,
         "regression": regression,

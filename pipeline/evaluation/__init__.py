@@ -1,23 +1,29 @@
-"""Evaluation: metric definitions and baselines (pure), and Spark evaluators."""
+"""Evaluation: metric definitions, baselines and model comparisons (pure), and Spark evaluators."""
 
+from pipeline.evaluation._compare import PairedOutcomes, offline_comparisons
 from pipeline.evaluation._metrics import (
+    BINARY_ONLY,
     TASK_METRICS,
     direction,
     is_better,
     majority_class_baseline,
     mean_and_std,
     primary_metric,
+    task_metrics,
 )
 from pipeline.evaluation._spark import (
     baseline_metrics,
     classification_metrics,
     clustering_metrics,
+    paired_outcomes,
     ranking_metrics,
     regression_metrics,
 )
 
 __all__ = [
+    "BINARY_ONLY",
     "TASK_METRICS",
+    "PairedOutcomes",
     "baseline_metrics",
     "classification_metrics",
     "clustering_metrics",
@@ -25,7 +31,10 @@ __all__ = [
     "is_better",
     "majority_class_baseline",
     "mean_and_std",
+    "offline_comparisons",
+    "paired_outcomes",
     "primary_metric",
     "ranking_metrics",
     "regression_metrics",
+    "task_metrics",
 ]

@@ -16,10 +16,22 @@ TASK_METRICS: Mapping[str, tuple[str, ...]] = {
     "recommendation": ("rmse", "precision_at_k", "ndcg_at_k"),
 }
 _LOWER_IS_BETTER = {"rmse", "mae", "log_loss"}
+# Areas under the ROC and PR curves rank two classes; a label of three or more is judged by weighted F1
+# (MLlib's MulticlassClassificationEvaluator default), and its other metrics are those it computes.
+BINARY_ONLY = ("auc_roc", "auc_pr")
+MULTICLASS_METRICS = ("f1", "accuracy", "weighted_precision", "weighted_recall", "log_loss")
 
 
-def primary_metric(task: str) -> str:
-    return TASK_METRICS[task][0]
+def task_metrics(task: str, label_classes: int | None = None) -> tuple[str, ...]:
+    """The metrics reported for a task, the first the one a model is judged by; ``label_classes`` (known
+    once the data is read) narrows classification to what a multiclass label can be scored on."""
+    if task == "classification" and label_classes is not None and label_classes > 2:
+        return MULTICLASS_METRICS
+    return TASK_METRICS[task]
+
+
+def primary_metric(task: str, label_classes: int | None = None) -> str:
+    return task_metrics(task, label_classes)[0]
 
 
 def direction(metric: str) -> Direction:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pipeline.evaluation._compare import PairedOutcomes
 from pipeline.evaluation._metrics import majority_class_baseline
 
 if TYPE_CHECKING:
@@ -114,3 +115,36 @@ def baseline_metrics(
         random = test.withColumn("random_cluster", F.floor(F.rand(seed=1) * k).cast("int"))
         return clustering_metrics(random, features, prediction="random_cluster")
     raise ValueError(f"unknown task {task!r}")
+
+
+def paired_outcomes(model_a: Any, model_b: Any, frame: DataFrame, label: str) -> PairedOutcomes:
+    """Score the same rows with both fitted pipelines and collect them side by side (joined on a row id,
+    not on collection order)."""
+    import numpy as np
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    rows = frame.withColumn("__row", F.monotonically_increasing_id()).cache()
+    try:
+        joined = rows.select("__row", F.col(label).cast("double").alias("__label"))
+        for suffix, model in (("a", model_a), ("b", model_b)):
+            scored = model.transform(rows)
+            columns = [F.col("__row"), F.col("prediction").alias(f"__prediction_{suffix}")]
+            if "probability" in scored.columns:
+                columns.append(vector_to_array(F.col("probability")).alias(f"__probability_{suffix}"))
+            joined = joined.join(scored.select(*columns), "__row")
+        collected = joined.orderBy("__row").collect()
+    finally:
+        rows.unpersist()
+    if not collected:
+        raise ValueError("no rows to compare the models on")
+
+    def values(name: str) -> np.ndarray:
+        return np.array([row[name] for row in collected], dtype=np.float64)
+
+    def probabilities(suffix: str) -> np.ndarray | None:  # rows x classes, for models that give them
+        name = f"__probability_{suffix}"
+        return values(name) if name in collected[0].asDict() else None
+
+    return PairedOutcomes(values("__label"), values("__prediction_a"), values("__prediction_b"),
+                          probabilities("a"), probabilities("b"))  # fmt: skip

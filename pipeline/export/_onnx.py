@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.scoring import _NULL_STRING, PREDICTION, PROBABILITY, InputField
+from scoring import NULL_STRING, PREDICTION, PROBABILITY, InputField
 
 _OPSET = 18
 _ML_OPSET = 3
@@ -147,7 +147,7 @@ def _sql(graph: _Graph, stage: Any, _integers: set[str]) -> None:
             )  # fmt: skip
             missing = graph.op("IsNaN", [value])
             graph.set_column(
-                found.group(2), graph.op("Where", [missing, graph.const([_NULL_STRING], object), text]), 1
+                found.group(2), graph.op("Where", [missing, graph.const([NULL_STRING], object), text]), 1
             )
         elif found := _FILL.match(item):
             value = graph.column(found.group(1))

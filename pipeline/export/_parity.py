@@ -11,7 +11,7 @@ import numpy as np
 from pipeline.export._onnx import Unsupported, export_onnx
 from pipeline.export._recommend import check_recommendations
 from pipeline.features import ValueKind, value_kind
-from serving.scoring import PREDICTION, PROBABILITY, InputField, OnnxScorer, ScorerSpec, records_to_feeds
+from scoring import PREDICTION, PROBABILITY, InputField, OnnxScorer, ScorerSpec, records_to_feeds
 
 if TYPE_CHECKING:
     from pipeline.training import TrainedModel

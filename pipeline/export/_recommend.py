@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from serving.scoring import Recommender
+from scoring import Recommender
 
 if TYPE_CHECKING:
     from pipeline.training import TrainedModel

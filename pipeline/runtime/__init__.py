@@ -3,15 +3,23 @@
 from pipeline.runtime._detached import (
     ClusterError,
     DetachedHead,
-    free_port,
     start_detached_head,
     stop_detached_head,
     use_head_auth,
 )
 from pipeline.runtime._java import JavaNotFoundError, JavaRuntime, activate_java, find_java
+from pipeline.runtime._ports import free_port
+from pipeline.runtime._serve_mode import (
+    HIGH_THROUGHPUT_ENVIRONMENT,
+    ServeMode,
+    haproxy_pids,
+    serve_mode,
+    stop_haproxy,
+)
 from pipeline.runtime._session import (
     JAVA17_OPTIONS,
     Runtime,
+    dashboard_sign_in_hint,
     prepare_process_environment,
     ray_init_kwargs,
     spark_configs,
@@ -20,21 +28,27 @@ from pipeline.runtime._session import (
 )
 
 __all__ = [
+    "HIGH_THROUGHPUT_ENVIRONMENT",
     "JAVA17_OPTIONS",
     "ClusterError",
     "DetachedHead",
     "JavaNotFoundError",
     "JavaRuntime",
     "Runtime",
+    "ServeMode",
     "activate_java",
+    "dashboard_sign_in_hint",
     "find_java",
     "free_port",
+    "haproxy_pids",
     "prepare_process_environment",
     "ray_init_kwargs",
+    "serve_mode",
     "spark_configs",
     "start_detached_head",
     "start_spark",
     "stop_detached_head",
+    "stop_haproxy",
     "stop_spark",
     "use_head_auth",
 ]

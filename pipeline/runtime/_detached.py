@@ -14,6 +14,8 @@ from pathlib import Path
 from pipeline.config import RayConfig
 from pipeline.errors import PipelineError
 from pipeline.runtime._java import find_java
+from pipeline.runtime._ports import free_port
+from pipeline.runtime._serve_mode import serve_mode
 from pipeline.runtime._session import prepare_process_environment
 
 
@@ -27,13 +29,7 @@ class DetachedHead:
     pid: int
     dashboard_url: str | None
     log: Path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    haproxy_dir: Path | None = None  # Serve's high-throughput mode: where this head's HAProxy lives
 
 
 def use_head_auth() -> None:
@@ -51,9 +47,13 @@ def use_head_auth() -> None:
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
-def start_detached_head(ray_config: RayConfig, log: Path, timeout: float = 60.0) -> DetachedHead:
-    """``ray start --head --block`` in its own session; its workers inherit Java 17 and this Python."""
+def start_detached_head(
+    ray_config: RayConfig, log: Path, high_throughput: bool = True, timeout: float = 60.0
+) -> DetachedHead:
+    """``ray start --head --block`` in its own session; its workers inherit Java 17, this Python and
+    Serve's mode (high-throughput unless turned off)."""
     prepare_process_environment(find_java())
+    mode = serve_mode(high_throughput)
     port = free_port()
     command = [
         str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
@@ -68,7 +68,13 @@ def start_detached_head(ray_config: RayConfig, log: Path, timeout: float = 60.0)
         command += ["--num-cpus", str(ray_config.num_cpus)]
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **mode.environment},
+        )
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -82,7 +88,7 @@ def start_detached_head(ray_config: RayConfig, log: Path, timeout: float = 60.0)
                     if ray_config.dashboard
                     else None
                 )
-                return DetachedHead(address, process.pid, dashboard, log)
+                return DetachedHead(address, process.pid, dashboard, log, mode.haproxy_dir)
         time.sleep(0.5)
     os.killpg(process.pid, signal.SIGTERM)
     raise ClusterError(f"the Ray head did not answer on {address} within {timeout:.0f} s; see {log}")

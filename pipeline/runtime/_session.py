@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline._console import Console
 from pipeline.config import PipelineConfig, RayConfig, SparkConfig
 from pipeline.runtime._java import JavaRuntime, activate_java, find_java
+from pipeline.runtime._serve_mode import ServeMode, apply_serve_mode, serve_mode, stop_haproxy
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -85,6 +86,7 @@ def start_spark(spark_config: SparkConfig, local: bool, extra: dict[str, str] | 
         num_executors=spark_config.num_executors,
         executor_cores=spark_config.executor_cores,
         executor_memory=spark_config.executor_memory,
+        placement_group_strategy=spark_config.placement_strategy,
         configs=configs,
     )
     spark.sparkContext.setLogLevel("WARN")
@@ -125,6 +127,13 @@ def ray_init_kwargs(ray_config: RayConfig) -> dict[str, Any]:
     return kwargs
 
 
+def dashboard_sign_in_hint() -> str:
+    """How to open a dashboard that asks for a token (Ray 2.60 runs local clusters with token auth)."""
+    if os.environ.get("RAY_AUTH_MODE", "token") == "disabled":
+        return ""
+    return "(it asks for a token: paste the output of `ray get-auth-token`)"
+
+
 class Runtime:
     """Context manager owning Ray and (optionally) a RayDP Spark session for one job.
 
@@ -140,6 +149,8 @@ class Runtime:
         self.spark_ui_url: str | None = None
         self._spark: SparkSession | None = None
         self._ray_started = False
+        self._serve_mode: ServeMode | None = None
+        self._environment_before: dict[str, str | None] = {}
         self._previous_sigterm: Callable[[int, FrameType | None], Any] | int | None = None
 
     @property
@@ -173,13 +184,17 @@ class Runtime:
         self.console.step(f"Java {self.java.version} from {self.java.origin} ({self.java.home})")
         ray_config = self.config.ray
         where = ray_config.address or "a local cluster"
+        if ray_config.address is None:  # a head started here inherits Serve's mode from this environment
+            self._serve_mode = serve_mode(self.config.serving.high_throughput)
+            self._environment_before = {key: os.environ.get(key) for key in self._serve_mode.environment}
+            apply_serve_mode(self._serve_mode)
         with self.console.timed(f"Starting Ray ({where})"):
             context = ray.init(**ray_init_kwargs(ray_config))
         self._ray_started = True
         dashboard = getattr(context, "dashboard_url", None)
         self.dashboard_url = f"http://{dashboard}" if dashboard else None
         if self.dashboard_url:
-            self.console.step(f"Ray dashboard: {self.dashboard_url}")
+            self.console.step(f"Ray dashboard: {self.dashboard_url} {dashboard_sign_in_hint()}")
         if self.start_spark:
             self._start_spark(local=ray_config.address is None)
 
@@ -205,6 +220,14 @@ class Runtime:
 
                 self._ray_started = False
                 ray.shutdown()
+            if self._serve_mode is not None:
+                stop_haproxy(self._serve_mode.haproxy_dir)
+                self._serve_mode = None
+                for key, value in self._environment_before.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
             self._restore_sigterm_handler()
 
     def _install_sigterm_handler(self) -> None:

@@ -1,5 +1,7 @@
 """MLflow tracking and registry: runs, registered versions, aliases and data lineage."""
 
+from pipeline.tracking._aliases import PREVIOUS, AliasMove, promote, rollback
+from pipeline.tracking._comparisons import find_version, log_comparison
 from pipeline.tracking._mlflow import (
     CHALLENGER,
     CHAMPION,
@@ -12,7 +14,6 @@ from pipeline.tracking._mlflow import (
     list_versions,
     load_spark_model,
     log_training,
-    promote,
     version_lineage,
 )
 from pipeline.tracking._sweeps import TrialRecord, finish_sweep_run, log_trial_runs, start_sweep_run
@@ -21,18 +22,23 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "LINEAGE_TAGS",
+    "PREVIOUS",
+    "AliasMove",
     "Registration",
     "RegistryError",
     "TrialRecord",
     "VersionSummary",
     "config_hash",
     "connect",
+    "find_version",
     "finish_sweep_run",
     "list_versions",
     "load_spark_model",
+    "log_comparison",
     "log_training",
     "log_trial_runs",
     "promote",
+    "rollback",
     "start_sweep_run",
     "version_lineage",
 ]

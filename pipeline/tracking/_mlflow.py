@@ -16,8 +16,8 @@ import yaml
 
 from pipeline.config import PipelineConfig, TrackingConfig
 from pipeline.errors import PipelineError
-from pipeline.export import ExportResult, export_scorer
-from serving.scoring import SCORER_ARTIFACT, SCORER_FACTORS, SCORER_ONNX, SCORER_SPEC
+from pipeline.export import ExportResult
+from scoring import SCORER_ARTIFACT, SCORER_FACTORS, SCORER_ONNX, SCORER_SPEC
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -70,18 +70,35 @@ def connect(tracking: TrackingConfig) -> MlflowClient:
         Path(tracking.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking.uri)
     client = mlflow.MlflowClient(tracking_uri=tracking.uri)
-    experiment = client.get_experiment_by_name(tracking.experiment)
-    if experiment is None:
-        Path(tracking.artifact_location).mkdir(parents=True, exist_ok=True)
-        client.create_experiment(tracking.experiment, artifact_location=Path(tracking.artifact_location).as_uri())
+    if client.get_experiment_by_name(tracking.experiment) is None:
+        _create_experiment(client, tracking)
     mlflow.set_experiment(tracking.experiment)
     return client
 
 
+def _create_experiment(client: MlflowClient, tracking: TrackingConfig) -> None:
+    from mlflow.exceptions import MlflowException
+
+    location = None
+    if not tracking.uri.startswith(("http://", "https://")):  # a server keeps artifacts in its own store
+        Path(tracking.artifact_location).mkdir(parents=True, exist_ok=True)
+        location = Path(tracking.artifact_location).as_uri()
+    try:
+        client.create_experiment(tracking.experiment, artifact_location=location)
+    except MlflowException as error:  # a job started at the same moment created it first
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
 def log_training(
-    config: PipelineConfig, trained: TrainedModel, register: bool = True, parent_run_id: str | None = None
+    config: PipelineConfig,
+    trained: TrainedModel,
+    exported: ExportResult,
+    register: bool = True,
+    parent_run_id: str | None = None,
 ) -> Registration:
-    """Log one training as an MLflow run (nested under ``parent_run_id`` if given) and register its model."""
+    """Log one training and its exported scorer as an MLflow run (nested under ``parent_run_id`` if given)
+    and register its model; the scorer tags say which scorer serves the version."""
     import mlflow
 
     client = connect(config.tracking)
@@ -120,7 +137,7 @@ def log_training(
                 )
             mlflow.log_artifacts(str(folder))
         info = _log_spark_model(trained)
-        exported = _log_scorer(trained)
+        _log_scorer(exported)
         scorer = scorer_tags(exported)
         tags.update(scorer)  # the registered version gets them too
         mlflow.set_tags(scorer)
@@ -197,11 +214,10 @@ def scorer_tags(exported: ExportResult) -> dict[str, str]:
     return tags
 
 
-def _log_scorer(trained: TrainedModel) -> ExportResult:
-    """Export to ONNX, run the parity gate, and log the graph and its input spec beside the Spark model."""
+def _log_scorer(exported: ExportResult) -> None:
+    """Log the exported graph (if any) and its input spec beside the Spark model."""
     import mlflow
 
-    exported = export_scorer(trained)
     with _artifact_dir() as folder:
         (folder / SCORER_SPEC).write_text(exported.spec.to_json())
         if exported.onnx is not None:
@@ -209,7 +225,6 @@ def _log_scorer(trained: TrainedModel) -> ExportResult:
         if exported.factors is not None:
             (folder / SCORER_FACTORS).write_bytes(exported.factors)
         mlflow.log_artifacts(str(folder), artifact_path=SCORER_ARTIFACT)
-    return exported
 
 
 def _set_alias(client: MlflowClient, tracking: TrackingConfig, version: str) -> str | None:
@@ -219,7 +234,7 @@ def _set_alias(client: MlflowClient, tracking: TrackingConfig, version: str) -> 
         if tracking.alias == "none":
             alias = None
         elif tracking.alias == "auto":
-            alias = CHALLENGER if _alias_version(client, tracking.registered_model, CHAMPION) else CHAMPION
+            return _auto_alias(client, tracking.registered_model, version)
         else:
             alias = tracking.alias
         if alias is not None:
@@ -228,6 +243,18 @@ def _set_alias(client: MlflowClient, tracking: TrackingConfig, version: str) -> 
     except BaseException:
         client.delete_model_version(tracking.registered_model, version)
         raise
+
+
+def _auto_alias(client: MlflowClient, model: str, version: str) -> str:
+    """@champion for the first version, @challenger after. Two jobs registering at once may both find no
+    champion, and the registry has no compare-and-set: each reads the alias back after setting it, and the
+    one whose claim was overwritten takes @challenger instead, so that one version is champion."""
+    if _alias_version(client, model, CHAMPION) is None:
+        client.set_registered_model_alias(model, CHAMPION, version)
+        if _alias_version(client, model, CHAMPION) == str(version):
+            return CHAMPION
+    client.set_registered_model_alias(model, CHALLENGER, version)
+    return CHALLENGER
 
 
 def _alias_version(client: MlflowClient, model: str, alias: str) -> str | None:
@@ -263,21 +290,6 @@ def list_versions(tracking: TrackingConfig) -> list[VersionSummary]:
             )
         )
     return summaries
-
-
-def promote(tracking: TrackingConfig, version: str, alias: str = CHAMPION) -> str | None:
-    """Point ``alias`` at ``version``; return the version it pointed at before (None if unset)."""
-    client = connect(tracking)
-    known = {str(v.version) for v in client.search_model_versions(f"name = '{tracking.registered_model}'")}
-    if str(version) not in known:
-        raise RegistryError(
-            f"--version {version}: {tracking.registered_model!r} has versions {sorted(known, key=int) or 'none'}"
-        )
-    previous = _alias_version(client, tracking.registered_model, alias)
-    client.set_registered_model_alias(tracking.registered_model, alias, str(version))
-    if alias == CHAMPION and _alias_version(client, tracking.registered_model, CHALLENGER) == str(version):
-        client.delete_registered_model_alias(tracking.registered_model, CHALLENGER)
-    return previous
 
 
 def load_spark_model(tracking: TrackingConfig, reference: str) -> Any:

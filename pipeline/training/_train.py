@@ -307,11 +307,15 @@ def _model_weights(
     if prepared.spec is None:
         return [], None
     last = model.stages[-1]
+    # Ask for the class count first: a multinomial model's `coefficients` raises in the JVM (not an
+    # AttributeError, so hasattr would not shield it); its weights are one row per class.
+    classes = last.numClasses if hasattr(last, "numClasses") else 2
     if hasattr(last, "featureImportances"):
         values, kind = last.featureImportances.toArray(), "importance"
-    elif hasattr(last, "coefficients") and not (
-        hasattr(last, "numClasses") and getattr(last, "numClasses", 2) > 2
-    ):
+    elif classes > 2 and hasattr(last, "coefficientMatrix"):
+        matrix = last.coefficientMatrix.toArray()  # classes x features: each feature's largest, signed
+        values, kind = matrix[abs(matrix).argmax(axis=0), range(matrix.shape[1])], "class coefficient"
+    elif classes <= 2 and hasattr(last, "coefficients"):
         values, kind = last.coefficients.toArray(), "coefficient"
     else:
         return [], None

@@ -9,7 +9,14 @@ from pipeline.tuning._space import (
     tuning_objective,
 )
 from pipeline.tuning._trainer import TRAINER_NAME, SparkTrainer
-from pipeline.tuning._tune import SweepError, SweepResult, param_space, run_sweep, sweep_name
+from pipeline.tuning._tune import (
+    SweepError,
+    SweepResult,
+    no_success_message,
+    param_space,
+    run_sweep,
+    sweep_name,
+)
 
 __all__ = [
     "TRAINER_NAME",
@@ -20,6 +27,7 @@ __all__ = [
     "SweepResult",
     "budget_levels",
     "check_tuning",
+    "no_success_message",
     "param_space",
     "parse_space",
     "run_sweep",

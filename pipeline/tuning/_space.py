@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pipeline.algorithms import ALGORITHMS, ParamSpec, get_algorithm
-from pipeline.config import PipelineConfig, Problem, TuningConfig
-from pipeline.evaluation import TASK_METRICS, direction, primary_metric
+from pipeline.config import ConfigError, PipelineConfig, Problem, TuningConfig
+from pipeline.evaluation import BINARY_ONLY, TASK_METRICS, direction, task_metrics
 
 Distribution = Literal["grid", "uniform", "loguniform", "randint", "choice"]
 _DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
@@ -46,11 +46,22 @@ class SearchSpace:
         return points
 
 
-def tuning_objective(config: PipelineConfig) -> tuple[str, Literal["max", "min"]]:
-    """The metric trials are ranked by and its direction (defaults from the task)."""
+def tuning_objective(
+    config: PipelineConfig, label_classes: int | None = None
+) -> tuple[str, Literal["max", "min"]]:
+    """The metric trials are ranked by and its direction (defaults from the task and, for classification,
+    the label's number of classes). Raises ConfigError for a metric no trial could report (the area
+    under the ROC or PR curve of a label with three classes or more)."""
     tuning = config.tuning or TuningConfig()
     task = get_algorithm(next(iter(_algorithm_spaces(config)))).task
-    metric = tuning.metric or primary_metric(task)
+    allowed = task_metrics(task, label_classes)
+    metric = tuning.metric or allowed[0]
+    if metric not in allowed:
+        reason = f"choose one of {list(allowed)}"
+        if metric in BINARY_ONLY:
+            reason = (f"the label {config.data.label!r} has {label_classes} classes and {metric} ranks two; "
+                      f"{reason} (or leave tuning.metric out: {allowed[0]})")  # fmt: skip
+        raise ConfigError([f"tuning.metric = {metric!r}: {reason}"])
     return metric, tuning.mode or direction(metric)
 
 

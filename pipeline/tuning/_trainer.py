@@ -52,6 +52,7 @@ class SparkTrainer:
             "ui": self.spark.sparkContext.uiWebUrl,
             "lineage": snapshot.lineage(),
             "features": len(self.prepared.input_columns),
+            "label_classes": self.prepared.label_classes,
         }
 
     def fit(self, algorithm: str, hyperparameters: dict[str, Any], pool: str) -> dict[str, float]:

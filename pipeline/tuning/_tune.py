@@ -133,7 +133,7 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
     if tuning is None:
         raise SweepError("the config has no `tuning:` section")
     space = parse_space(config)
-    metric, mode = tuning_objective(config)
+    tuning_objective(config)  # a metric of another task: refused before Spark starts
     name = sweep_name(config, resume)
     storage = Path(tuning.storage)
     experiment_dir = storage / name
@@ -165,6 +165,8 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
             raise
     console.step(f"Spark app {described['app']} (UI {described['ui']}) serves every trial")
     try:
+        # The label's classes are known now: a multiclass label is judged by F1, and cannot be by AUC.
+        metric, mode = tuning_objective(config, described["label_classes"])
         parent_run_id = _parent_run(config, name, metric, described, state_file, resume)
         trainable = tune.with_resources(run_trial, {"cpu": tuning.trial_cpus})
         space_params = param_space(config, space)
@@ -202,7 +204,10 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
                 ),
             )
         trials_started = time.monotonic()
-        grid = tuner.fit()
+        try:
+            grid = tuner.fit()
+        except Exception as error:  # Tune's own failure (not a trial's): one line, not its traceback
+            raise SweepError(f"the sweep {name!r} stopped: {_root_cause(error)}") from error
         trials_seconds = time.monotonic() - trials_started
         trials = _leaderboard(grid, metric, mode)
         log_trial_runs(config.tracking, parent_run_id, trials)
@@ -211,9 +216,15 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
         refit_started = time.monotonic()
         if best is not None:
             with console.timed(f"Refitting the best ({best.algorithm}) on the whole training split"):
-                refit = ray.get(
-                    trainer.refit_and_register.remote(best.algorithm, best.hyperparameters, parent_run_id)
-                )
+                try:
+                    refit = ray.get(
+                        trainer.refit_and_register.remote(best.algorithm, best.hyperparameters, parent_run_id)
+                    )
+                except Exception as error:  # one line naming what was refit, not Ray's wrapper
+                    chosen = f"{best.algorithm}, {json.dumps(best.hyperparameters, sort_keys=True)}"
+                    raise SweepError(
+                        f"refitting the best of {name!r} ({chosen}) failed: {_root_cause(error)}"
+                    ) from error
         refit_seconds = time.monotonic() - refit_started
         outcome = {
             "trials": len(trials),
@@ -225,7 +236,7 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
             outcome["registered_version"] = refit["version"]
         finish_sweep_run(config.tracking, parent_run_id, trials, metric, best, outcome)
         if best is None:
-            raise SweepError(f"no trial of {name!r} succeeded; see the errors in the MLflow run {parent_run_id}")
+            raise SweepError(no_success_message(name, trials, parent_run_id))
         return SweepResult(name, str(experiment_dir), metric, mode, trials, parent_run_id, refit,
                            time.monotonic() - started, trials_seconds, refit_seconds)  # fmt: skip
     finally:
@@ -233,6 +244,19 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
             ray.get(trainer.stop.remote(), timeout=60)
         finally:
             ray.kill(trainer)
+
+
+def no_success_message(name: str, trials: list[TrialRecord], parent_run_id: str) -> str:
+    """One line for a sweep without a successful trial: the first failure (trial, algorithm,
+    hyperparameters, MLlib's own error) and where the others are."""
+    failed = [trial for trial in trials if trial.error]
+    if not failed:
+        return f"no trial of {name!r} reported the metric; see the MLflow run {parent_run_id}"
+    first = failed[0]
+    others = f"; {len(failed) - 1} more failed" if len(failed) > 1 else ""
+    return (f"no trial of {name!r} succeeded: trial {first.trial_id} ({first.algorithm}, "
+            f"{json.dumps(first.hyperparameters, sort_keys=True)}) failed: {first.error}{others} "
+            f"(every error is in the MLflow run {parent_run_id})")  # fmt: skip
 
 
 def _searcher(tuning: TuningConfig, metric: str, mode: str, seed: int) -> Any:

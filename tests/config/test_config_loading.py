@@ -71,6 +71,10 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
         (MINIMAL.replace("{path: data/table}", "{path: t, format: csv, version: 2}"), "needs format 'delta'"),
         (MINIMAL + "spark: {executor_memory: lots}\n", "is not a JVM memory size"),
         (MINIMAL + "spark: {configs: {sql.shuffle: 2}}\n", "must start with 'spark.'"),
+        (
+            MINIMAL + "spark: {placement_strategy: WIDE}\n",
+            "spark.placement_strategy = 'WIDE': Input should be 'PACK'",
+        ),
         (MINIMAL + "ray: {address: 'http://x'}\n", "is not null, 'auto'"),
         (MINIMAL + "data: {source: {path: t}, split: {test_fraction: 1.5}}\n", "less than 1"),
         (

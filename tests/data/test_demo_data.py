@@ -72,3 +72,10 @@ def test_breast_cancer_is_the_real_data_set(spark: Any) -> None:
     assert frame.count() == 569
     assert "mean_radius" in frame.columns and "label" in frame.columns
     assert frame.where("label = 1").count() == 357  # benign cases in the published data set
+
+
+def test_wine_is_the_real_three_class_data_set(spark: Any) -> None:
+    frame = generate(spark, GeneratedData(generator="wine"))
+    counts = {row["label"]: row["count"] for row in frame.groupBy("label").count().collect()}
+    assert counts == {0: 59, 1: 71, 2: 48}  # the three cultivars, as published
+    assert "alcohol" in frame.columns and "sample_id" in frame.columns

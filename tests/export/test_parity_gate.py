@@ -13,7 +13,7 @@ import pipeline.export._parity as parity
 import pipeline.export._recommend as recommend
 from pipeline.export import export_onnx, export_scorer
 from pipeline.training import train
-from serving.scoring import OnnxScorer, Recommender
+from scoring import OnnxScorer, Recommender
 from tests.conftest import example_config
 
 

@@ -45,6 +45,9 @@ def test_running_session_has_the_settings(runtime: Any) -> None:
     assert ray.is_initialized()
     # Executors are Ray actors: a real job runs on them.
     assert runtime.spark.range(1000).selectExpr("sum(id)").first()[0] == 499500
+    # spark.placement_strategy (SPREAD in the tests' config): the executors sit in a placement group of it.
+    groups = [group for group in ray.util.placement_group_table().values() if group["state"] == "CREATED"]
+    assert [group["strategy"] for group in groups] == ["SPREAD"], groups
 
 
 _SCRIPT = """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serving._metrics import LATENCY_BUCKETS, MetricsTable
+from serving._metrics import LATENCY_BUCKETS, MetricsTable, RequestRecord
 
 
 def test_counts_and_histograms_add_up() -> None:
@@ -23,3 +23,19 @@ def test_counts_and_histograms_add_up() -> None:
         line for line in text.splitlines() if line.startswith('pipeline_request_seconds_bucket{variant="ch')
     ]
     assert len(buckets) == 2 * (len(LATENCY_BUCKETS) + 1)
+
+
+def test_the_table_survives_a_round_trip_through_json() -> None:
+    table = MetricsTable()
+    table.add(
+        [
+            RequestRecord("champion", "3", "routed", 200, 0.002, 4),
+            RequestRecord("champion", "3", "direct", 404, 0.001, 1),
+        ]
+    )
+    restored = MetricsTable.from_json(table.to_json())
+    assert restored.render() == table.render()
+    restored.record("champion", "3", "routed", 200, 0.002, 1)  # counting goes on from the stored figures
+    assert (
+        'pipeline_requests_total{variant="champion",version="3",role="routed",status="200"} 2' in restored.render()
+    )

@@ -5,13 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pytest
 
 from pipeline._console import Console
 from pipeline.config import GeneratedData, TableSource
 from pipeline.data import generate, write_delta
 from pipeline.jobs import train_and_register
-from pipeline.tracking import CHALLENGER, CHAMPION, RegistryError, list_versions, load_spark_model, promote
+from pipeline.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS,
+    RegistryError,
+    list_versions,
+    load_spark_model,
+    promote,
+    rollback,
+)
 from tests.conftest import example_config
 
 
@@ -56,11 +66,26 @@ def test_aliases_lineage_and_reloading(spark: Any, tmp_path: Path) -> None:
     reloaded = load_spark_model(config.tracking, "1")
     assert predictions(reloaded, test_rows) == predictions(first.trained.model, test_rows)
 
-    assert promote(config.tracking, "3") == "1"
+    moved = promote(config.tracking, "3")
+    assert (moved.version, moved.replaced, moved.previous) == ("3", "1", "1")
     versions = {v.version: v for v in list_versions(config.tracking)}
     assert versions["3"].aliases == [CHAMPION]  # the challenger it was is promoted, not kept twice
+    assert versions["1"].aliases == [PREVIOUS]  # the champion it replaced, for a rollback
     champion = load_spark_model(config.tracking, "@champion")
     assert predictions(champion, test_rows) == predictions(third.trained.model, test_rows)
+
+    back = rollback(config.tracking)
+    assert (back.version, back.replaced) == ("1", "3")
+    assert {v.version: v.aliases for v in list_versions(config.tracking)} == {"1": [CHAMPION], "2": [], "3": []}
+    with pytest.raises(RegistryError, match=r"rollback: 'fraud' has no @previous version"):
+        rollback(config.tracking)
+    registry = mlflow.MlflowClient(tracking_uri=config.tracking.uri)
+    experiment = registry.get_experiment_by_name(config.tracking.experiment)
+    assert experiment is not None
+    moves = registry.search_runs([experiment.experiment_id], "tags.kind = 'alias-move'",
+                                 order_by=["attributes.start_time ASC"])  # fmt: skip
+    assert [(run.data.params["action"], run.data.params["from_version"], run.data.params["to_version"])
+            for run in moves] == [("promote", "1", "3"), ("rollback", "3", "1")]  # fmt: skip
 
     with pytest.raises(RegistryError, match=r"--version 9: 'fraud' has versions \['1', '2', '3'\]"):
         promote(config.tracking, "9")

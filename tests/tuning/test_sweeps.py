@@ -176,3 +176,25 @@ def test_bad_data_stops_the_sweep_with_one_clear_line(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: data.label = 'is_fraud': no such column"), last
     assert "Traceback" not in result.stderr
+
+
+def test_a_multiclass_sweep_ranks_by_f1_and_an_auc_metric_is_refused_before_any_trial(tmp_path: Path) -> None:
+    # Logistic regression only: its multinomial refit is the path that differs from the binary one.
+    config = write_config(
+        tmp_path, "  search: grid\n  algorithms: {logistic_regression: {regParam: [0.01, 0.1]}}\n"
+    )
+    config.write_text(config.read_text().replace("generator: classification, rows: 3000", "generator: wine"))
+    refused = run_cli("run", "--config", str(config), env={"PIPELINE__TUNING__METRIC": "auc_roc"})
+    assert refused.returncode == 2, refused.stderr[-4000:]
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("config error: tuning.metric = 'auc_roc': the label 'label' has 3 classes"), last
+    assert "Traceback" not in refused.stderr and not (tmp_path / "ray_results" / "sweeps-sweep").exists()
+    result = run_cli("run", "--config", str(config))
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "model:         swept version 1 alias @champion" in result.stdout
+    trials = child_runs(tmp_path)
+    assert len(trials) == 2 and all("f1" in r.data.metrics and "auc_roc" not in r.data.metrics for r in trials)
+    parent = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db").get_run(
+        trials[0].data.tags["mlflow.parentRunId"]
+    )
+    assert parent.data.params["metric"] == "f1"

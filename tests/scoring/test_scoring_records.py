@@ -7,15 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from serving.scoring import (
+from scoring import (
     InputField,
     RecordError,
     ScorerSpec,
-    _column,
     format_outputs,
     positional_record,
     records_to_feeds,
 )
+from scoring._scorer import _column
 
 INPUTS = (
     InputField("amount", "number"),
@@ -41,6 +41,7 @@ def test_good_records_become_one_array_per_input() -> None:
         ({"amount": float("nan")}, "instances[1].amount: expected a finite number, got nan"),
         ({"amount": float("inf")}, "instances[1].amount: expected a finite number, got inf"),
         ({"amount": True}, "instances[1].amount: expected a number, got bool True"),
+        ({"amount": 10**400}, "instances[1].amount: expected a finite number, got an integer of 1329 bits"),
         ({"merchant": 3}, "instances[1].merchant: expected a string, got int 3"),
         ({"is_new": 1}, "instances[1].is_new: expected true or false, got 1"),
         ({"embedding": [1.0]}, "instances[1].embedding: expected a list of 2 numbers"),

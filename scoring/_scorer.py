@@ -1,14 +1,14 @@
 """The JVM-free scorer: an ONNX graph exported from a Spark pipeline, fed from JSON-like records.
 
-No Spark, Ray or MLflow here: the parity gate (in ``pipeline.export``) and the Serve replicas both use
+No Spark, Ray, MLflow or Serve here: the parity gate (in ``pipeline.export``) and the Serve replicas both use
 this module, so what was checked against Spark is exactly what serves.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -24,7 +24,10 @@ SCORER_ONNX = "model.onnx"
 SCORER_SPEC = "inputs.json"
 SCORER_FACTORS = "factors.npz"  # ALS only
 # A value no StringIndexer learned: Spark files a null category under "unknown", and so does this.
-_NULL_STRING = "\x00null"
+NULL_STRING = "\x00null"
+# A JSON number the scorer takes: finite as a double (a larger integer is refused by name), or null.
+_LARGEST = sys.float_info.max
+_NUMBER: dict[str, Any] = {"type": ["number", "null"], "minimum": -_LARGEST, "maximum": _LARGEST}
 
 
 class RecordError(ValueError):
@@ -49,6 +52,16 @@ class InputField:
     def describe(self) -> str:
         return f"{self.kind}[{self.size}]" if self.kind == "vector" else self.kind
 
+    def json_schema(self, integer_range: tuple[int, int] | None = None) -> dict[str, Any]:
+        """The JSON Schema of the values this field takes: exactly what ``records_to_feeds`` accepts (null is
+        a missing value, imputed as in training). ``integer_range``: a scorer that takes only integers in
+        that range and no null (the Spark fallback, held to MLflow's signature)."""
+        if self.kind == "vector":
+            return {"type": "array", "items": {**_NUMBER}, "minItems": self.size, "maxItems": self.size}
+        if self.kind == "number" and integer_range is not None:
+            return {"type": "integer", "minimum": integer_range[0], "maximum": integer_range[1]}
+        return {**_NUMBER} if self.kind == "number" else {"type": [self.kind, "null"]}
+
 
 @dataclass(frozen=True)
 class ScorerSpec:
@@ -68,14 +81,31 @@ class ScorerSpec:
         return cls(task=raw["task"], inputs=inputs, classes=raw.get("classes"))
 
 
+def as_integer(value: Any) -> int | None:
+    """The integer a JSON value stands for (``3`` or ``3.0``), or None. A whole float must be exact (within
+    2**53): a JSON parser hands an integer too long for 64 bits over as a rounded float."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return None
+
+
 def _number(value: Any, field: str, record: int) -> float:
     if value is None:
         return math.nan  # missing values are imputed by the pipeline, as in training
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RecordError(field, f"expected a number, got {type(value).__name__} {value!r}", record)
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any double: JSON allows it, the model cannot take it
+        reason = f"expected a finite number, got an integer of {int(value).bit_length()} bits"
+        raise RecordError(field, reason, record) from None
+    if not math.isfinite(number):
         raise RecordError(field, f"expected a finite number, got {value!r}", record)
-    return float(value)
+    return number
 
 
 def _column(field: InputField, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -93,7 +123,7 @@ def _column(field: InputField, records: Sequence[Mapping[str, Any]]) -> np.ndarr
         elif field.kind == "string":
             if value is not None and not isinstance(value, str):
                 raise RecordError(field.name, f"expected a string, got {type(value).__name__} {value!r}", index)
-            values.append(_NULL_STRING if value is None else value)
+            values.append(NULL_STRING if value is None else value)
         else:
             if not isinstance(value, list) or len(value) != field.size:
                 raise RecordError(field.name, f"expected a list of {field.size} numbers", index)
@@ -122,7 +152,7 @@ def _fast_column(field: InputField, records: Sequence[Mapping[str, Any]]) -> np.
         if not kinds <= {str, type(None)}:
             return None
         if nulls:
-            values = [_NULL_STRING if value is None else value for value in values]
+            values = [NULL_STRING if value is None else value for value in values]
         return np.array(values, dtype=object).reshape(-1, 1)
     allowed = {int, float, type(None)} if field.kind == "number" else {bool, type(None)}
     if field.kind == "vector" or not kinds <= allowed:
@@ -160,25 +190,41 @@ def positional_record(inputs: Sequence[InputField], features: Sequence[Any]) -> 
 
 
 class OnnxScorer:
-    """An onnxruntime session over an exported pipeline; ``score`` returns one dict per record."""
+    """An onnxruntime session over an exported pipeline; ``score`` returns one dict per record.
+
+    With ``threads`` > 1 a second session splits large batches over that many cores (tree ensembles
+    split by rows); requests under ``BATCH_ROWS`` stay on one thread, where handing work to a pool
+    costs more than it saves.
+    """
+
+    BATCH_ROWS = 256
 
     def __init__(self, onnx_bytes: bytes, spec: ScorerSpec, threads: int = 1) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        # One thread per request: replicas and concurrent requests give the parallelism.
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
         self.spec = spec
-        self._session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        self._session = _session(onnx_bytes, 1)
+        self._batch_session = _session(onnx_bytes, threads) if threads > 1 else self._session
         self._outputs = [output.name for output in self._session.get_outputs()]
 
     def score_arrays(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self._outputs, self._session.run(self._outputs, dict(feeds)), strict=True))
+        rows = len(next(iter(feeds.values()))) if feeds else 0
+        session = self._batch_session if rows >= self.BATCH_ROWS else self._session
+        return dict(zip(self._outputs, session.run(self._outputs, dict(feeds)), strict=True))
 
     def score(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         outputs = self.score_arrays(records_to_feeds(self.spec.inputs, records))
         return format_outputs(outputs, len(records))
+
+
+def _session(onnx_bytes: bytes, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Idle pool threads sleep rather than spin: on a small machine a spinning pool takes the CPU that the
+    # HTTP front and the other replicas need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
 def format_outputs(outputs: Mapping[str, np.ndarray], rows: int) -> list[dict[str, Any]]:
@@ -191,57 +237,3 @@ def format_outputs(outputs: Mapping[str, np.ndarray], rows: int) -> list[dict[st
         return [{PREDICTION: value} for value in values]
     per_row = np.asarray(probabilities, dtype=np.float64).reshape(rows, -1).tolist()
     return [{PREDICTION: value, PROBABILITY: row} for value, row in zip(values, per_row, strict=True)]
-
-
-class Recommender:
-    """Top-k items for users from an ALS model's factors: what Spark's ``recommendForUserSubset`` answers
-    (scores are the dot products of user and item factors; items the user rated are not excluded)."""
-
-    def __init__(self, factors: bytes) -> None:
-        with np.load(io.BytesIO(factors)) as data:
-            self._item_ids = data["item_ids"]
-            self._item_factors = data["item_factors"].astype(np.float64)
-            user_ids, self._user_factors = data["user_ids"], data["user_factors"].astype(np.float64)
-        self._user_rows = {int(user): row for row, user in enumerate(user_ids)}
-
-    @staticmethod
-    def pack(
-        user_ids: np.ndarray, user_factors: np.ndarray, item_ids: np.ndarray, item_factors: np.ndarray
-    ) -> bytes:
-        """The factors as one ``.npz`` file (logged with the version beside the ONNX graph)."""
-        buffer = io.BytesIO()
-        np.savez(
-            buffer, user_ids=user_ids, user_factors=user_factors, item_ids=item_ids, item_factors=item_factors
-        )
-        return buffer.getvalue()
-
-    @property
-    def items(self) -> int:
-        return len(self._item_ids)
-
-    def top_items(self, user: int, k: int) -> tuple[list[int], list[float]] | None:
-        """The user's k best items and their scores, best first; None for a user ALS never saw."""
-        row = self._user_rows.get(user)
-        if row is None:
-            return None
-        scores = self._item_factors @ self._user_factors[row]
-        k = min(k, len(scores))
-        best = np.argpartition(-scores, k - 1)[:k]
-        best = best[np.lexsort((self._item_ids[best], -scores[best]))]  # by score, then item id on a tie
-        return self._item_ids[best].tolist(), scores[best].tolist()
-
-    def recommend(self, users: Sequence[Any], k: int) -> list[dict[str, Any]]:
-        """One answer per user; raises RecordError naming the first id that is not an integer."""
-        for index, user in enumerate(users):
-            if isinstance(user, bool) or not isinstance(user, int):
-                raise RecordError(f"users[{index}]", f"expected an integer user id, got {json.dumps(user)[:80]}")
-        answers = []
-        for user in users:
-            found = self.top_items(user, k)
-            items = (
-                []
-                if found is None
-                else [{"item": item, "score": score} for item, score in zip(*found, strict=True)]
-            )
-            answers.append({"user": user, "known": found is not None, "items": items})
-        return answers

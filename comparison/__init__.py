@@ -1,0 +1,33 @@
+"""Statistics for comparing two models: offline tests paired on the same rows, an online test on routed
+traffic that stays valid whenever it is read, and the verdict. Pure (numpy, scipy, statsmodels): no
+Spark, Ray, MLflow or Serve, so the CLI and the serving app can share it."""
+
+from comparison._offline import auc, compare_auc, compare_correctness, compare_errors
+from comparison._promotion import PromotionDecision, promotion_decision
+from comparison._result import Comparison, Verdict, decide
+from comparison._sequential import (
+    MIN_SAMPLES,
+    Arm,
+    compare_sequential,
+    half_width,
+    log_likelihood_ratio,
+    samples_for_power,
+)
+
+__all__ = [
+    "MIN_SAMPLES",
+    "Arm",
+    "Comparison",
+    "PromotionDecision",
+    "Verdict",
+    "auc",
+    "compare_auc",
+    "compare_correctness",
+    "compare_errors",
+    "compare_sequential",
+    "decide",
+    "half_width",
+    "log_likelihood_ratio",
+    "promotion_decision",
+    "samples_for_power",
+]

@@ -1,0 +1,40 @@
+"""Which offline tests compare two models of a task, on the rows both scored. Pure (numpy and the
+`comparison` statistics): the Spark side only collects the paired predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from comparison import Comparison, compare_auc, compare_correctness, compare_errors
+from pipeline.errors import PipelineError
+
+
+@dataclass(frozen=True)
+class PairedOutcomes:
+    """The same rows scored by models a and b: the label, each prediction, and each model's class
+    probabilities (rows x classes) where it gives them."""
+
+    label: np.ndarray
+    prediction_a: np.ndarray
+    prediction_b: np.ndarray
+    probability_a: np.ndarray | None = None
+    probability_b: np.ndarray | None = None
+
+
+def offline_comparisons(task: str, outcomes: PairedOutcomes, alpha: float = 0.05) -> list[Comparison]:
+    """Classification: McNemar on correctness, and for two classes the paired bootstrap of the AUC (by the
+    probability of class 1). Regression: paired t-tests on absolute and on squared errors."""
+    label = outcomes.label
+    if task == "classification":
+        found = [compare_correctness(outcomes.prediction_a == label, outcomes.prediction_b == label, alpha)]
+        a, b = outcomes.probability_a, outcomes.probability_b
+        if a is not None and b is not None and a.shape[1] == 2 == b.shape[1] and len(np.unique(label)) == 2:
+            found.append(compare_auc(label, a[:, 1], b[:, 1], alpha))
+        return found
+    if task == "regression":
+        error_a, error_b = outcomes.prediction_a - label, outcomes.prediction_b - label
+        return [compare_errors(np.abs(error_a), np.abs(error_b), "mae", alpha),
+                compare_errors(error_a**2, error_b**2, "mse", alpha)]  # fmt: skip
+    raise PipelineError(f"compare: {task} models are not compared yet (classification and regression are)")

@@ -1,0 +1,67 @@
+"""Moving the serving aliases: promotion (the old champion kept as @previous) and rollback. Every move is
+an MLflow run (tag ``kind=alias-move``) naming the versions, the reason and the comparison behind it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.config import TrackingConfig
+from pipeline.tracking._mlflow import CHALLENGER, CHAMPION, RegistryError, _alias_version, connect
+
+PREVIOUS = "previous"
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """@champion moved from ``replaced`` (None: unset) to ``version``; ``run_id`` records it."""
+
+    version: str
+    replaced: str | None
+    previous: str | None  # the version @previous points at afterwards
+    run_id: str
+
+
+def _record(tracking: TrackingConfig, move: dict[str, str], comparison_run_id: str | None) -> str:
+    import mlflow
+
+    connect(tracking)
+    params = {**move, **({"comparison_run_id": comparison_run_id} if comparison_run_id else {})}
+    name = f"{move['action']}-v{move['to_version']}"
+    with mlflow.start_run(run_name=name, tags={"kind": "alias-move"}) as run:
+        mlflow.log_params(params)
+    return str(run.info.run_id)
+
+
+def promote(tracking: TrackingConfig, version: str, reason: str = "by hand",
+            comparison_run_id: str | None = None) -> AliasMove:  # fmt: skip
+    """Point @champion at ``version``; the version it replaces becomes @previous (for ``rollback``)."""
+    client = connect(tracking)
+    model = tracking.registered_model
+    known = {str(v.version) for v in client.search_model_versions(f"name = '{model}'")}
+    if str(version) not in known:
+        raise RegistryError(f"--version {version}: {model!r} has versions {sorted(known, key=int) or 'none'}")
+    replaced = _alias_version(client, model, CHAMPION)
+    client.set_registered_model_alias(model, CHAMPION, str(version))
+    if _alias_version(client, model, CHALLENGER) == str(version):
+        client.delete_registered_model_alias(model, CHALLENGER)
+    if replaced is not None and replaced != str(version):
+        client.set_registered_model_alias(model, PREVIOUS, replaced)
+    previous = _alias_version(client, model, PREVIOUS)
+    move = {"action": "promote", "alias": CHAMPION, "from_version": replaced or "none",
+            "to_version": str(version), "reason": reason}  # fmt: skip
+    return AliasMove(str(version), replaced, previous, _record(tracking, move, comparison_run_id))
+
+
+def rollback(tracking: TrackingConfig) -> AliasMove:
+    """Point @champion back at @previous (which is then cleared: a second rollback has nothing to undo)."""
+    client = connect(tracking)
+    model = tracking.registered_model
+    previous = _alias_version(client, model, PREVIOUS)
+    if previous is None:
+        raise RegistryError(f"rollback: {model!r} has no @previous version (set when a promotion replaces one)")
+    replaced = _alias_version(client, model, CHAMPION)
+    client.set_registered_model_alias(model, CHAMPION, previous)
+    client.delete_registered_model_alias(model, PREVIOUS)
+    move = {"action": "rollback", "alias": CHAMPION, "from_version": replaced or "none",
+            "to_version": previous, "reason": f"rollback of version {replaced}"}  # fmt: skip
+    return AliasMove(previous, replaced, None, _record(tracking, move, None))

@@ -1,0 +1,150 @@
+"""MLflow as a real tracking server on PostgreSQL (the machines run one on 127.0.0.1:5432, trust auth):
+a database of its own per run, a real `mlflow server` process, then two `train` jobs registering at the
+same moment, a sweep with concurrent trials, and the serving app loading both aliases from that server.
+Every version must exist exactly once, the aliases must point at distinct versions, no run may be lost."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mlflow
+import psycopg
+import pytest
+import yaml
+from deltalake import DeltaTable
+
+from pipeline.runtime import free_port
+from tests.conftest import PROJECT_ROOT, run_cli, stop_process_group
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+
+def _admin(statement: str) -> None:
+    # autocommit: CREATE/DROP DATABASE cannot run in a transaction
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as connection:
+        connection.execute(statement)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh database and an `mlflow server` on it (artifacts served by the server); its URI."""
+    database = f"pipeline_test_{secrets.token_hex(4)}"
+    _admin(f"CREATE DATABASE {database}")
+    port = free_port()
+    artifacts = tmp_path_factory.mktemp("mlflow-artifacts")
+    log = (tmp_path_factory.mktemp("mlflow-log") / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{POSTGRES}/{database}",
+         "--serve-artifacts", "--artifacts-destination", str(artifacts),
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180  # the first start creates the schema
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(f"{uri}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(1)
+        assert process.poll() is None and httpx.get(f"{uri}/health").status_code == 200, Path(log.name).read_text()
+        yield uri
+    finally:
+        stop_process_group(process)
+        log.close()
+        _admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+def _config(root: Path, uri: str, **extra: Any) -> Path:
+    raw: dict[str, Any] = {
+        "root": str(root),
+        "ray": {"dashboard": False, "num_cpus": 2},
+        "spark": {"executor_memory": "1g",
+                  "configs": {"spark.sql.shuffle.partitions": 2, "spark.ui.showConsoleProgress": False}},
+        "data": {"source": {"path": "data/t"}, "label": "label",
+                 "ingest": {"generate": {"generator": "classification", "rows": 2000, "seed": 5}}},
+        "model": {"algorithm": "logistic_regression", "hyperparameters": {"maxIter": 20}},
+        "tracking": {"uri": uri, "experiment": "on-postgres", "registered_model": "pg-model"},
+        **extra,
+    }  # fmt: skip
+    path = root / f"job-{secrets.token_hex(3)}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _runs(client: Any) -> list[Any]:
+    experiment = client.get_experiment_by_name("on-postgres")
+    return client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+def test_concurrent_jobs_and_a_sweep_register_on_the_server_and_the_app_serves_from_it(
+    server: str, tmp_path: Path, runtime: Any
+) -> None:
+    client = mlflow.MlflowClient(tracking_uri=server)
+    config = _config(tmp_path, server)
+    ingested = run_cli("ingest", "--config", str(config))
+    assert ingested.returncode == 0, ingested.stderr[-3000:]
+
+    # Two jobs started together: each its own Ray and Spark, both registering against the one server.
+    jobs = [subprocess.Popen([sys.executable, "-m", "pipeline", "train", "--config", str(config)],
+                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(2)]  # fmt: skip
+    outputs = [job.communicate(timeout=600)[0] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], [output[-3000:] for output in outputs]
+    versions = client.search_model_versions("name = 'pg-model'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    assert len({v.run_id for v in versions}) == 2
+    aliases = client.get_registered_model("pg-model").aliases
+    assert set(aliases) == {"champion", "challenger"} and aliases["champion"] != aliases["challenger"], aliases
+
+    sweep = _config(tmp_path, server, tuning={"search": "grid", "space": {"regParam": [0.0, 0.01, 0.1]},
+                                              "max_concurrent_trials": 2, "name": "pg-sweep"})  # fmt: skip
+    swept = run_cli("tune", "--config", str(sweep), timeout=900)
+    assert swept.returncode == 0, swept.stderr[-3000:]
+    versions = client.search_model_versions("name = 'pg-model'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3]  # the refit best, once
+    runs = _runs(client)
+    trials = [run for run in runs if run.data.tags.get("trial_id")]
+    assert len(trials) == 3 and all(run.info.status == "FINISHED" for run in runs), [r.info.status for r in runs]
+    assert {v.run_id for v in versions} <= {run.info.run_id for run in runs}  # every version has its run
+    # Two trainings, the sweep's parent, its three trials and the refit of the best (version 3): none lost.
+    assert len(runs) == 2 + 1 + 3 + 1, len(runs)
+    (best,) = [version for version in versions if version.version in (3, "3")]
+    refit = client.get_run(str(best.run_id))
+    assert refit.data.tags["mlflow.parentRunId"] == trials[0].data.tags["mlflow.parentRunId"]
+    artifacts = {item.path for item in client.list_artifacts(str(versions[0].run_id))}
+    assert "model" in artifacts  # stored through the server (--serve-artifacts), listed back through it
+
+    from pipeline.config import load_config
+    from serving import deploy, undeploy
+
+    port = free_port()
+    loaded_config = load_config(sweep)
+    served = loaded_config.model_copy(update={"serving": loaded_config.serving.model_copy(update={"port": port})})
+    urls = deploy(served, environ={}, ready_timeout=300)
+    try:
+        health = httpx.get(urls.health, timeout=30).json()
+        aliases = client.get_registered_model("pg-model").aliases
+        loaded = {name: str(variant["version"]) for name, variant in health["variants"].items()}
+        assert loaded == {"champion": aliases["champion"], "challenger": aliases["challenger"]}, health
+        inputs = [item["name"] for item in health["variants"]["champion"]["inputs"]]
+        first = DeltaTable(str(tmp_path / "data" / "t")).to_pandas()[inputs].head(1)
+        (record,) = json.loads(first.to_json(orient="records", date_format="iso"))  # NaN as null
+        answer = httpx.post(
+            f"{urls.api}/predict", json={"instances": [record], "model_id": "champion"}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+    finally:
+        from ray import serve
+
+        undeploy(served.serving.app_name)
+        serve.shutdown()  # the next app's HTTP port is taken only by a new Serve instance
