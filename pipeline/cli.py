@@ -241,7 +241,7 @@ def _deploy_and_print(config: PipelineConfig, dashboard_url: str | None, config_
 def _serve_detached(config: PipelineConfig, record: Path, args: argparse.Namespace) -> int:
     import ray
 
-    from pipeline.runtime import start_detached_head, stop_detached_head, stop_haproxy
+    from pipeline.runtime import start_detached_head, stop_detached_head, stop_haproxy, use_head_auth
 
     head = None
     address = config.ray.address
@@ -249,6 +249,8 @@ def _serve_detached(config: PipelineConfig, record: Path, args: argparse.Namespa
         with Console().timed("Starting a detached Ray head"):
             head = start_detached_head(config.ray, record.with_suffix(".log"), config.serving.high_throughput)
         address = head.address
+    else:  # a cluster from `ray start` asks for its token
+        use_head_auth()
     try:  # a head this command started is stopped again if anything below fails
         ray.init(address=address, namespace=config.ray.namespace, log_to_driver=False,
                  logging_level=logging.WARNING)  # fmt: skip
@@ -278,8 +280,7 @@ def _serve_stop(config: PipelineConfig, record: Path) -> int:
         print(f"no detached app {config.serving.app_name!r} recorded in {record}; nothing to stop")
         return 0
     saved = json.loads(record.read_text())
-    if saved.get("head_pid"):
-        use_head_auth()
+    use_head_auth()  # a cluster from `ray start` asks for its token, whoever started it
     try:
         ray.init(address=saved["address"], namespace=config.ray.namespace, log_to_driver=False,
                  logging_level=logging.WARNING)  # fmt: skip

@@ -450,6 +450,8 @@ def build_application(settings: AppSettings) -> Any:
             options["autoscaling_config"] = variant.autoscaling
         else:
             options["num_replicas"] = variant.replicas
+        if settings.max_replicas_per_node is not None:
+            options["max_replicas_per_node"] = settings.max_replicas_per_node
         remote[name] = SparkVariant.options(**options).bind(name, settings)  # type: ignore[attr-defined]
     ingress: dict[str, Any] = {
         "name": INGRESS_NAME,
@@ -461,5 +463,7 @@ def build_application(settings: AppSettings) -> Any:
         ingress["autoscaling_config"] = settings.ingress_autoscaling
     else:
         ingress["num_replicas"] = settings.ingress_replicas
+    if settings.max_replicas_per_node is not None:
+        ingress["max_replicas_per_node"] = settings.max_replicas_per_node
     router = serve.deployment(**ingress)(build_ingress(settings))
     return router.bind(remote, settings)

@@ -68,6 +68,7 @@ def app_settings(
         refresh_seconds=serving.refresh_seconds,
         ingress_replicas=serving.ingress_replicas,
         ingress_autoscaling=serving.ingress_autoscaling.model_dump() if serving.ingress_autoscaling else None,
+        max_replicas_per_node=serving.max_replicas_per_node,
         scorer_threads=serving.scorer_threads or os.cpu_count() or 1,
         max_ongoing_requests=serving.max_ongoing_requests,
         data_roots=tuple(str(root) for root in serving.data_roots),
@@ -117,7 +118,10 @@ def deploy(
     from ray import serve
 
     settings = place_variants(app_settings(config, environ, config_file, dashboard_url))
-    serve.start(http_options={"host": config.serving.host, "port": config.serving.port})
+    serve.start(
+        proxy_location=config.serving.proxy_location,
+        http_options={"host": config.serving.host, "port": config.serving.port},
+    )
     serve.run(build_application(settings), name=settings.app_name, route_prefix="/", blocking=False)
     urls = endpoints(config, admin=settings.token_sha256 is not None)
     health = wait_ready(urls.health, ready_timeout)

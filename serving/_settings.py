@@ -38,6 +38,7 @@ class AppSettings:
     refresh_seconds: float = 1.0
     ingress_replicas: int = 2
     ingress_autoscaling: dict[str, Any] | None = None
+    max_replicas_per_node: int | None = None
     max_ongoing_requests: int = 64
     scorer_threads: int = 1
     data_roots: tuple[str, ...] = ()

@@ -336,6 +336,18 @@ class ServingConfig(_Section):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="env var holding the bearer token of the admin and train routes; unset: no such routes",
     )
+    proxy_location: Literal["EveryNode", "HeadOnly"] = Field(
+        default="EveryNode",
+        description="which Ray nodes run Serve's HTTP ingress: every node (behind a load balancer), or the "
+        "head only (several nodes on one machine would otherwise all bind host:port)",
+    )
+    max_replicas_per_node: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="at most this many replicas of a deployment on one Ray node (1 spreads the ingress over "
+        "the nodes, so that losing one keeps the others answering); null: Serve's best effort",
+    )
     max_batch_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     high_throughput: bool = Field(

@@ -152,6 +152,7 @@ def ray_job(config: PipelineConfig, options: RenderOptions) -> dict[str, Any]:
 def serve_config(config: PipelineConfig, raw_config: dict[str, Any], options: RenderOptions) -> dict[str, Any]:
     """Ray Serve's config (``serveConfigV2``): the app's builder, given the whole config as its args."""
     return {
+        "proxy_location": config.serving.proxy_location,
         "http_options": {"host": config.serving.host, "port": config.serving.port},
         "applications": [
             {

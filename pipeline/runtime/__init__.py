@@ -4,8 +4,8 @@ from pipeline.runtime._detached import (
     ClusterError,
     DetachedHead,
     start_detached_head,
+    start_worker_node,
     stop_detached_head,
-    use_head_auth,
 )
 from pipeline.runtime._java import JavaNotFoundError, JavaRuntime, activate_java, find_java
 from pipeline.runtime._ports import free_port
@@ -17,6 +17,7 @@ from pipeline.runtime._serve_mode import (
     stop_haproxy,
 )
 from pipeline.runtime._session import (
+    HEAD_NODE_RESOURCE,
     JAVA17_OPTIONS,
     Runtime,
     dashboard_sign_in_hint,
@@ -25,9 +26,11 @@ from pipeline.runtime._session import (
     spark_configs,
     start_spark,
     stop_spark,
+    use_head_auth,
 )
 
 __all__ = [
+    "HEAD_NODE_RESOURCE",
     "HIGH_THROUGHPUT_ENVIRONMENT",
     "JAVA17_OPTIONS",
     "ClusterError",
@@ -47,6 +50,7 @@ __all__ = [
     "spark_configs",
     "start_detached_head",
     "start_spark",
+    "start_worker_node",
     "stop_detached_head",
     "stop_haproxy",
     "stop_spark",

@@ -1,7 +1,9 @@
-"""A Ray head that outlives the command that started it (``serve --detach``), and stopping it again."""
+"""Ray nodes that outlive the command that started them (`serve --detach`'s head, worker nodes joining a
+head), and stopping them again."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,8 +17,14 @@ from pipeline.config import RayConfig
 from pipeline.errors import PipelineError
 from pipeline.runtime._java import find_java
 from pipeline.runtime._ports import free_port
-from pipeline.runtime._serve_mode import serve_mode
-from pipeline.runtime._session import prepare_process_environment
+from pipeline.runtime._serve_mode import HIGH_THROUGHPUT_ENVIRONMENT, serve_mode
+from pipeline.runtime._session import prepare_process_environment, use_head_auth
+
+# The head takes Ray's default ports: another node on the same machine needs its own.
+_NODE_PORT_FLAGS = (
+    "--node-manager-port", "--object-manager-port", "--runtime-env-agent-port", "--metrics-export-port",
+    "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+)  # fmt: skip
 
 
 class ClusterError(PipelineError):
@@ -30,21 +38,6 @@ class DetachedHead:
     dashboard_url: str | None
     log: Path
     haproxy_dir: Path | None = None  # Serve's high-throughput mode: where this head's HAProxy lives
-
-
-def use_head_auth() -> None:
-    """Token authentication, as ``ray start`` runs the head (Ray 2.60), unless the user chose otherwise.
-
-    A client sends the token (``~/.ray/auth_token``) only when it is in token mode itself, and Ray reads
-    the mode once, when it is imported: without this, ``ray.init(address=...)`` to the detached head
-    fails with "InvalidAuthToken". Ray's own switch (what a local ``ray.init`` does) sets the variable
-    for this process and its children and refreshes Ray's cached config.
-    """
-    from ray._private.authentication.authentication_token_setup import (
-        maybe_enable_token_auth_if_token_available,
-    )
-
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def start_detached_head(
@@ -94,18 +87,55 @@ def start_detached_head(
     raise ClusterError(f"the Ray head did not answer on {address} within {timeout:.0f} s; see {log}")
 
 
+def start_worker_node(
+    address: str, log: Path, num_cpus: int | None = None, node_ip_address: str | None = None
+) -> subprocess.Popen[bytes]:
+    """``ray start --address ADDRESS --block`` in its own session: a worker node joining a head, with Java 17
+    for RayDP's executors and Serve's high-throughput mode. Its ports are free ones, so that several nodes
+    can share one machine (a local multi-node cluster); each such node then needs an address of its own
+    (127.0.0.2, 127.0.0.3, ...): Ray finds a node's raylet by its address, and RayDP's Java driver would
+    otherwise attach to whichever node shares the head's. Stop it with ``stop_detached_head(pid)``."""
+    prepare_process_environment(find_java())
+    command = [
+        str(Path(sys.executable).with_name("ray")), "start", "--address", address, "--block",
+        *(["--node-ip-address", node_ip_address] if node_ip_address else []),
+        *[part for flag in _NODE_PORT_FLAGS for part in (flag, str(free_port()))],
+    ]  # fmt: skip
+    if num_cpus is not None:
+        command += ["--num-cpus", str(num_cpus)]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as output:
+        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, **HIGH_THROUGHPUT_ENVIRONMENT})  # fmt: skip
+
+
 def stop_detached_head(pid: int, timeout: float = 60.0) -> bool:
-    """Stop a head started by ``start_detached_head`` (and the Ray processes it started)."""
+    """Stop a node started by ``start_detached_head`` or ``start_worker_node`` and the Ray processes it
+    started. ``ray start`` alone gets the SIGTERM first: it drains the node through the GCS, then ends its
+    processes (~3 s). Signalling the whole group at once kills the GCS under it, and Ray then waits 30 s
+    for a GCS that is gone before shutting down."""
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
+    if _group_gone(pid, timeout / 2):
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    if not _group_gone(pid, timeout / 2):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    return True
+
+
+def _group_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # our own child (tests, benchmarks): reap it, or it lingers as a zombie
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
             return True
         time.sleep(0.5)
-    os.killpg(pid, signal.SIGKILL)
-    return True
+    return False

@@ -19,7 +19,7 @@ from pipeline.runtime._serve_mode import ServeMode, apply_serve_mode, serve_mode
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-# Java 17 closes these packages; Spark and RayDP's app master reflect into them (STACK.md).
+# Java 17 closes these packages; Spark and RayDP's Spark master reflect into them (STACK.md).
 _OPENED_PACKAGES = (
     "java.lang",
     "java.lang.invoke",
@@ -44,10 +44,16 @@ _JAVA_OPTION_KEYS = (
     "spark.executor.extraJavaOptions",
     "spark.ray.raydp_app_master.extraJavaOptions",
 )
+# Ray's resource of the head node. The Spark driver's side (RayDP's Spark master, the sweep's Spark actor)
+# is placed there: a worker node lost then costs executors (replaced) and trials (retried), not the app.
+HEAD_NODE_RESOURCE = "node:__internal_head__"
 # Defaults the user may override in spark.configs.
 _DEFAULT_SPARK_CONFIGS: dict[str, str] = {
     "spark.ui.showConsoleProgress": "true",
     "spark.sql.session.timeZone": "UTC",
+    f"spark.ray.raydp_spark_master.actor.resource.{HEAD_NODE_RESOURCE}": "0.001",
+    # Given any resource, RayDP holds a whole CPU for its master (idle bookkeeping) unless told otherwise.
+    "spark.ray.raydp_spark_master.actor.resource.CPU": "0",
 }
 # Always set: delta-rs cannot read back the INT96 timestamps Spark writes by default.
 _REQUIRED_SPARK_CONFIGS: dict[str, str] = {
@@ -104,6 +110,21 @@ def prepare_process_environment(java: JavaRuntime) -> None:
     activate_java(java)
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+
+
+def use_head_auth() -> None:
+    """Token authentication, as ``ray start`` runs the head (Ray 2.60), unless the user chose otherwise.
+
+    A client sends the token (``~/.ray/auth_token``) only when it is in token mode itself, and Ray reads
+    the mode once, when it is imported: without this, ``ray.init(address=...)`` to the detached head
+    fails with "InvalidAuthToken". Ray's own switch (what a local ``ray.init`` does) sets the variable
+    for this process and its children and refreshes Ray's cached config.
+    """
+    from ray._private.authentication.authentication_token_setup import (
+        maybe_enable_token_auth_if_token_available,
+    )
+
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def ray_init_kwargs(ray_config: RayConfig) -> dict[str, Any]:
@@ -188,6 +209,8 @@ class Runtime:
             self._serve_mode = serve_mode(self.config.serving.high_throughput)
             self._environment_before = {key: os.environ.get(key) for key in self._serve_mode.environment}
             apply_serve_mode(self._serve_mode)
+        else:  # a cluster from `ray start` (or KubeRay) asks for its token: send it when we have one
+            use_head_auth()
         with self.console.timed(f"Starting Ray ({where})"):
             context = ray.init(**ray_init_kwargs(ray_config))
         self._ray_started = True

@@ -14,6 +14,7 @@ from pipeline._console import Console
 from pipeline.algorithms import get_algorithm
 from pipeline.config import PipelineConfig, TuningConfig
 from pipeline.errors import PipelineError
+from pipeline.runtime import HEAD_NODE_RESOURCE
 from pipeline.tracking import (
     TrialRecord,
     config_hash,
@@ -154,7 +155,9 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
     remote: Any = ray.remote
     actor_class = remote(num_cpus=0, max_concurrency=tuning.max_concurrent_trials + 4)(SparkTrainer)
     with console.timed("Starting the Spark-owning actor (reads the data once, caches the features)"):
-        trainer = actor_class.options(name=TRAINER_NAME).remote(trainer_config.model_dump_json())
+        # On the head node, with RayDP's Spark master: losing a worker node must not take the Spark driver.
+        placed = actor_class.options(name=TRAINER_NAME, resources={HEAD_NODE_RESOURCE: 0.001})
+        trainer = placed.remote(trainer_config.model_dump_json())
         try:
             described = ray.get(trainer.describe.remote())
         except Exception as error:

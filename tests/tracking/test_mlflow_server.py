@@ -99,7 +99,13 @@ def test_concurrent_jobs_and_a_sweep_register_on_the_server_and_the_app_serves_f
                              cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             for _ in range(2)]  # fmt: skip
     outputs = [job.communicate(timeout=600)[0] for job in jobs]
-    assert [job.returncode for job in jobs] == [0, 0], [output[-3000:] for output in outputs]
+    # The CLI's own one-line errors first: Spark's and MLflow's log lines would push them out of view.
+    failures = [
+        [line for line in output.splitlines() if line.startswith(("error:", "config error:"))] or output[-2000:]
+        for job, output in zip(jobs, outputs, strict=True)
+        if job.returncode
+    ]
+    assert not failures, failures
     versions = client.search_model_versions("name = 'pg-model'")
     assert sorted(int(v.version) for v in versions) == [1, 2]
     assert len({v.run_id for v in versions}) == 2

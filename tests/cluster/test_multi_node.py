@@ -1,0 +1,276 @@
+"""The pipeline on a real two-node Ray cluster (tests/cluster/conftest.py), through the CLI as a user runs
+it with `ray.address` set: Spark executors and trials on both nodes, Serve replicas on both nodes, and
+what survives when a Spark executor, a node's replicas or the whole worker node is SIGKILLed.
+
+One module, one cluster: the tests run in file order and each leaves a two-node cluster behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mlflow
+import pytest
+import yaml
+
+from pipeline.runtime import free_port
+from tests.cluster.conftest import LocalCluster
+from tests.conftest import PROJECT_ROOT, RAY_SESSION_VARIABLES, run_cli
+
+EXECUTOR_CLASS = "org.apache.spark.executor.RayDPExecutor"
+TRIAL_CLASS = "ImplicitFunc"  # Ray Tune's actor for a function trainable
+
+
+def _config(root: Path, cluster: LocalCluster, **sections: Any) -> Path:
+    raw: dict[str, Any] = {
+        "root": str(root),
+        "ray": {"address": cluster.address},
+        "spark": {"num_executors": 2, "executor_cores": 1, "executor_memory": "768m",
+                  "placement_strategy": "SPREAD",
+                  "configs": {"spark.sql.shuffle.partitions": 4, "spark.ui.showConsoleProgress": False}},
+        "data": {"source": {"path": "data/t"}, "label": "label",
+                 "ingest": {"generate": {"generator": "classification", "rows": 6000, "seed": 11}}},
+        "model": {"algorithm": "random_forest", "hyperparameters": {"numTrees": 12, "maxDepth": 5, "seed": 3}},
+        "serving": {"port": free_port(), "proxy_location": "HeadOnly", "ingress_replicas": 2,
+                    "max_replicas_per_node": 1},
+    }  # fmt: skip
+    for name, value in sections.items():
+        raw[name] = {**raw.get(name, {}), **value}
+    path = root / f"cluster-{len(list(root.glob('cluster-*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _sweep(space: list[float], name: str) -> dict[str, Any]:
+    return {"search": "grid", "name": name, "max_concurrent_trials": 2, "trial_cpus": 1, "max_failures": 2,
+            "space": {"numTrees": [int(n) for n in space]}}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, cluster: LocalCluster) -> Path:
+    """A project root whose Delta table was ingested on the cluster (its executors checked)."""
+    root = tmp_path_factory.mktemp("multi-node")
+    before = set(cluster.actor_nodes(EXECUTOR_CLASS))
+    ingested = run_cli("ingest", "--config", str(_config(root, cluster)), timeout=600)
+    assert ingested.returncode == 0, ingested.stderr[-3000:]
+    executors = {a: n for a, n in cluster.actor_nodes(EXECUTOR_CLASS).items() if a not in before}
+    assert len(executors) == 2 and len(set(executors.values())) == 2, executors  # SPREAD: one per node
+    return root
+
+
+def test_a_sweep_spreads_executors_and_trials_over_both_nodes(project: Path, cluster: LocalCluster) -> None:
+    before_executors = set(cluster.actor_nodes(EXECUTOR_CLASS))
+    before_trials = set(cluster.actor_nodes(TRIAL_CLASS))
+    config = _config(project, cluster, tuning=_sweep([4, 8, 12, 16], "spread"))
+    swept = run_cli("tune", "--config", str(config), timeout=900)
+    assert swept.returncode == 0, swept.stderr[-3000:]
+    nodes = {node["node_id"] for node in cluster.alive_nodes()}
+    executors = {a: n for a, n in cluster.actor_nodes(EXECUTOR_CLASS).items() if a not in before_executors}
+    trials = {a: n for a, n in cluster.actor_nodes(TRIAL_CLASS).items() if a not in before_trials}
+    assert len(executors) == 2 and set(executors.values()) == nodes, (executors, nodes)
+    assert len(trials) == 4 and set(trials.values()) == nodes, (trials, nodes)
+    # The Spark driver's side stays on the head: its actor and RayDP's Spark master.
+    head = cluster.head_node_id()
+    drivers = [
+        actor
+        for name in ("SparkTrainer", "RayDPSparkMaster")
+        for actor in cluster.state("actors", f"class_name={name}")
+    ]
+    assert drivers and {actor["node_id"] for actor in drivers} == {head}, drivers
+
+
+class _Stream:
+    """A bounded stream of /predict requests from a thread: status (or error name) and time of each."""
+
+    def __init__(self, url: str, body: dict[str, Any], seconds: float) -> None:
+        self.results: list[tuple[float, str]] = []
+        self._seconds = seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(url, body, seconds), daemon=True)
+
+    def _run(self, url: str, body: dict[str, Any], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        with httpx.Client(timeout=10) as client:
+            while time.monotonic() < deadline and not self._stop.is_set():
+                try:
+                    outcome = str(client.post(url, json=body).status_code)
+                except httpx.HTTPError as error:
+                    outcome = type(error).__name__
+                self.results.append((time.monotonic(), outcome))
+                time.sleep(0.02)
+
+    def __enter__(self) -> _Stream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
+        if error is not None:  # on success the stream runs its course: what follows the fault is the point
+            self._stop.set()
+        self._thread.join(timeout=self._seconds + 30)
+
+
+def _assert_recovered_within(results: list[tuple[float, str]], killed_at: float, seconds: float) -> None:
+    """Every request sent ``seconds`` after the kill got a 200, and there were plenty of them."""
+    failures = [(round(at - killed_at, 1), outcome) for at, outcome in results if outcome != "200"]
+    late = [at for at, _ in results if at > killed_at + seconds]
+    print(f"after the kill: {len(results)} requests, failures (seconds after, outcome): {failures}")  # for -s
+    assert len(late) > 20 and all(after < seconds for after, _ in failures), (len(late), failures[-5:])
+
+
+def _replica_nodes(cluster: LocalCluster) -> dict[str, tuple[str, int]]:
+    """Alive Serve replicas of the app: actor id -> (node id, pid)."""
+    actors = cluster.state("actors", "state=ALIVE")
+    return {a["actor_id"]: (a["node_id"], a["pid"]) for a in actors if a["class_name"].startswith("ServeReplica:")}
+
+
+@contextmanager
+def _served(config: Path) -> Iterator[dict[str, str]]:
+    started = run_cli("serve", "--config", str(config), "--detach", timeout=600)
+    assert started.returncode == 0, started.stderr[-3000:] + started.stdout[-2000:]
+    urls = dict(line.split(":", 1) for line in started.stdout.splitlines() if line.startswith(("api:", "health:")))
+    try:
+        yield {name: value.strip() for name, value in urls.items()}
+    finally:
+        stopped = run_cli("serve", "--config", str(config), "--stop", timeout=300)
+        assert stopped.returncode == 0, stopped.stderr[-3000:]
+
+
+def test_serving_on_both_nodes_survives_losing_replicas_then_the_worker_node(
+    project: Path, cluster: LocalCluster
+) -> None:
+    trained = run_cli("train", "--config", str(_config(project, cluster)), timeout=900)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    config = _config(project, cluster, serving={"variants": {"champion": {"alias": "champion", "weight": 1}}})
+    with _served(config) as urls:
+        health = httpx.get(urls["health"], timeout=30).json()
+        inputs = [item["name"] for item in health["variants"]["champion"]["inputs"]]
+        from deltalake import DeltaTable
+
+        record = DeltaTable(str(project / "data" / "t")).to_pandas()[inputs].head(1).to_dict("records")[0]
+        body = {"instances": [record]}
+        assert httpx.post(f"{urls['api']}/predict", json=body, timeout=30).status_code == 200
+        worker = next(n["node_id"] for n in cluster.alive_nodes() if not n["is_head_node"])
+        replicas = _replica_nodes(cluster)
+        assert {node for node, _ in replicas.values()} == {cluster.head_node_id(), worker}, replicas
+
+        # (a) The worker node's replicas are SIGKILLed: the head's replicas go on answering.
+        with _Stream(f"{urls['api']}/predict", body, seconds=20) as stream:
+            time.sleep(3)
+            killed_at = time.monotonic()
+            for node, pid in replicas.values():
+                if node == worker:
+                    os.kill(pid, signal.SIGKILL)
+        after = Counter(outcome for at, outcome in stream.results if at > killed_at)
+        assert after["200"] >= 0.9 * sum(after.values()) and after["200"] > 20, after
+        _assert_recovered_within(stream.results, killed_at, seconds=15)
+
+        # (b) The whole worker node is SIGKILLed under the stream: 200 again within 15 s.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and worker not in {n for n, _ in _replica_nodes(cluster).values()}:
+            time.sleep(1)  # Serve has replaced the killed replicas (spread: on the worker node again)
+        assert worker in {n for n, _ in _replica_nodes(cluster).values()}, _replica_nodes(cluster)
+        with _Stream(f"{urls['api']}/predict", body, seconds=60) as stream:
+            time.sleep(3)
+            killed_at = time.monotonic()
+            cluster.kill_worker(worker)
+        _assert_recovered_within(stream.results, killed_at, seconds=15)
+    cluster.add_worker()
+
+
+def test_a_sweep_survives_losing_the_worker_node_and_registers_its_best(
+    project: Path, cluster: LocalCluster
+) -> None:
+    config = _config(project, cluster, tuning=_sweep([4, 6, 8, 10, 12, 14], "node-loss"))
+    worker = next(n["node_id"] for n in cluster.alive_nodes() if not n["is_head_node"])
+    before_trials = set(cluster.actor_nodes(TRIAL_CLASS))
+    env = {key: value for key, value in os.environ.items() if key not in RAY_SESSION_VARIABLES}
+    sweep = subprocess.Popen([sys.executable, "-m", "pipeline", "tune", "--config", str(config)], cwd=PROJECT_ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        running_on_worker = False
+        while time.monotonic() < deadline and sweep.poll() is None and not running_on_worker:
+            trials = cluster.state("actors", f"class_name={TRIAL_CLASS}", "state=ALIVE")
+            running_on_worker = any(t["node_id"] == worker and t["actor_id"] not in before_trials for t in trials)
+            time.sleep(1)
+        assert running_on_worker, "no trial ran on the worker node"
+        time.sleep(2)  # inside the trial's fit
+        cluster.kill_worker(worker)
+        # Half the cluster's CPUs went with the node, and RayDP's replacement executor takes the head's last
+        # free one: the trials wait for a node, which joins as KubeRay's replacement pod would.
+        cluster.add_worker()
+        output = sweep.communicate(timeout=900)[0]
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 0, output[-3000:]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("demo")
+    assert experiment is not None
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.sweep = 'node-loss'")
+    registered = parent.data.tags.get("registered_version") or parent.data.metrics.get("registered_version")
+    assert registered and parent.info.status == "FINISHED", parent.data
+    assert client.get_model_version("demo-classifier", str(int(float(registered)))).run_id
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    trial_runs = [run for run in children if run.data.tags.get("trial_id")]
+    # The trial killed with the node was retried (max_failures: 2): all six configs have a result.
+    assert len(trial_runs) == 6 and not [run.data.tags["error"] for run in trial_runs if "error" in run.data.tags]
+
+
+def test_a_spark_executor_killed_during_train_gives_the_same_metrics(project: Path, cluster: LocalCluster) -> None:
+    config = _config(project, cluster)
+    undisturbed = project / "undisturbed.json"
+    first = run_cli("train", "--config", str(config), "--result", str(undisturbed), timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    before = set(cluster.actor_nodes(EXECUTOR_CLASS))
+    disturbed = project / "disturbed.json"
+    env = {key: value for key, value in os.environ.items() if key not in RAY_SESSION_VARIABLES}
+    train = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "train", "--config", str(config), "--result", str(disturbed)],
+        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    lines: queue.Queue[tuple[float, str]] = queue.Queue()
+
+    def read() -> None:
+        for line in train.stderr or []:
+            lines.put((time.monotonic(), line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    seen: list[tuple[float, str]] = []
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not any("Fitting" in line for _, line in seen):
+            seen.append(lines.get(timeout=600))
+        time.sleep(2)
+        executors = [a for a in cluster.state("actors", f"class_name={EXECUTOR_CLASS}", "state=ALIVE")
+                     if a["actor_id"] not in before]  # fmt: skip
+        assert len(executors) == 2, executors
+        os.kill(executors[0]["pid"], signal.SIGKILL)
+        killed_at = time.monotonic()
+        train.wait(timeout=900)
+        reader.join(timeout=30)
+    finally:
+        if train.poll() is None:
+            train.kill()
+    while not lines.empty():
+        seen.append(lines.get())
+    assert train.returncode == 0, "".join(line for _, line in seen)[-3000:]
+    fitted = [at for at, line in seen if "Fitting" in line and "done in" in line]
+    assert fitted and fitted[0] > killed_at, "the executor was killed after the fit ended"
+    same, metrics = (json.loads(path.read_text())["metrics"] for path in (undisturbed, disturbed))
+    assert metrics == pytest.approx(same, rel=1e-9), (same, metrics)
