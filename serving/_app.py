@@ -432,6 +432,16 @@ def build_ingress(settings: AppSettings) -> Any:
     return Router
 
 
+def _scaling(autoscaling: dict[str, Any] | None, replicas: int, max_per_node: int | None) -> dict[str, Any]:
+    """A deployment's replica options: Serve's autoscaling or a fixed count, and the per-node cap."""
+    options: dict[str, Any] = (
+        {"autoscaling_config": autoscaling} if autoscaling is not None else {"num_replicas": replicas}
+    )
+    if max_per_node is not None:
+        options["max_replicas_per_node"] = max_per_node
+    return options
+
+
 def build_application(settings: AppSettings) -> Any:
     """The Serve application: the ingress (scoring ONNX variants itself) bound to one deployment per
     Spark-scored variant; the state actor is started first."""
@@ -446,12 +456,7 @@ def build_application(settings: AppSettings) -> Any:
             "max_ongoing_requests": settings.max_ongoing_requests,
             "logging_config": {"enable_access_log": False},  # the ingress logs every HTTP request already
         }
-        if variant.autoscaling is not None:
-            options["autoscaling_config"] = variant.autoscaling
-        else:
-            options["num_replicas"] = variant.replicas
-        if settings.max_replicas_per_node is not None:
-            options["max_replicas_per_node"] = settings.max_replicas_per_node
+        options.update(_scaling(variant.autoscaling, variant.replicas, settings.max_replicas_per_node))
         remote[name] = SparkVariant.options(**options).bind(name, settings)  # type: ignore[attr-defined]
     ingress: dict[str, Any] = {
         "name": INGRESS_NAME,
@@ -459,11 +464,7 @@ def build_application(settings: AppSettings) -> Any:
         # Serve's default (5) makes concurrent clients queue and back off: scoring takes well under 1 ms.
         "max_ongoing_requests": settings.max_ongoing_requests,
     }
-    if settings.ingress_autoscaling is not None:
-        ingress["autoscaling_config"] = settings.ingress_autoscaling
-    else:
-        ingress["num_replicas"] = settings.ingress_replicas
-    if settings.max_replicas_per_node is not None:
-        ingress["max_replicas_per_node"] = settings.max_replicas_per_node
+    per_node = settings.max_replicas_per_node
+    ingress.update(_scaling(settings.ingress_autoscaling, settings.ingress_replicas, per_node))
     router = serve.deployment(**ingress)(build_ingress(settings))
     return router.bind(remote, settings)
