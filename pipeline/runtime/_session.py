@@ -19,7 +19,7 @@ from pipeline.runtime._serve_mode import ServeMode, apply_serve_mode, serve_mode
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-# Java 17 closes these packages; Spark and RayDP's Spark master reflect into them (STACK.md).
+# Java 17 closes these packages; Spark and RayDP's app master reflect into them (STACK.md).
 _OPENED_PACKAGES = (
     "java.lang",
     "java.lang.invoke",
@@ -44,8 +44,9 @@ _JAVA_OPTION_KEYS = (
     "spark.executor.extraJavaOptions",
     "spark.ray.raydp_app_master.extraJavaOptions",
 )
-# Ray's resource of the head node. The Spark driver's side (RayDP's Spark master, the sweep's Spark actor)
-# is placed there: a worker node lost then costs executors (replaced) and trials (retried), not the app.
+# Ray's resource of the head node. The Spark driver's side (RayDP's master and app master, which both read
+# this setting, and a sweep's Spark actor) is placed there: a worker node lost then costs executors
+# (replaced) and trials (retried), not the Spark application.
 HEAD_NODE_RESOURCE = "node:__internal_head__"
 # Defaults the user may override in spark.configs.
 _DEFAULT_SPARK_CONFIGS: dict[str, str] = {

@@ -155,7 +155,7 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
     remote: Any = ray.remote
     actor_class = remote(num_cpus=0, max_concurrency=tuning.max_concurrent_trials + 4)(SparkTrainer)
     with console.timed("Starting the Spark-owning actor (reads the data once, caches the features)"):
-        # On the head node, with RayDP's Spark master: losing a worker node must not take the Spark driver.
+        # On the head node, with RayDP's masters: losing a worker node must not take the Spark driver.
         placed = actor_class.options(name=TRAINER_NAME, resources={HEAD_NODE_RESOURCE: 0.001})
         trainer = placed.remote(trainer_config.model_dump_json())
         try:
