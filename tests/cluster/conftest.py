@@ -43,21 +43,25 @@ class LocalCluster:
     logs: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def add_worker(self, timeout: float = 120) -> str:
-        """Start a worker node (`ray start --address ... --block`, own session) and return its node id."""
+    def add_worker(self, timeout: float = 120, attempts: int = 3) -> str:
+        """Start a worker node (`ray start --address ... --block`, own session) and return its node id.
+        A node whose raylet gives up while the machine is busy (its agent reports its ports too late, a
+        fatal check in Ray) is started again, as KubeRay restarts a pod: at most ``attempts`` times."""
         before = {node["node_id"] for node in self.alive_nodes()}
-        log = self.logs / f"worker-{len(self.workers)}.log"
-        # An address of its own on the loopback network: see start_worker_node.
-        address = f"127.0.0.{len(self.workers) + 2}"
-        self.workers.append(start_worker_node(self.address, log, num_cpus=NODE_CPUS, node_ip_address=address))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            added = {node["node_id"] for node in self.alive_nodes()} - before
-            if added:
-                return added.pop()
-            assert self.workers[-1].poll() is None, f"the worker node exited; see {log}"
-            time.sleep(1)
-        raise AssertionError(f"no worker node joined within {timeout} s; see {log}")
+        for _ in range(attempts):
+            log = self.logs / f"worker-{len(self.workers)}.log"
+            # An address of its own on the loopback network: see start_worker_node.
+            address = f"127.0.0.{len(self.workers) + 2}"
+            self.workers.append(start_worker_node(self.address, log, num_cpus=NODE_CPUS, node_ip_address=address))
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.workers[-1].poll() is None:
+                added = {node["node_id"] for node in self.alive_nodes()} - before
+                if added:
+                    return added.pop()
+                time.sleep(1)
+            if self.workers[-1].poll() is None:
+                break  # still starting after the timeout: not a crash, give up
+        raise AssertionError(f"no worker node joined within {timeout} s x {attempts}; see {self.logs}")
 
     def kill_worker(self, node_id: str, timeout: float = 60) -> None:
         """SIGKILL every process of the worker node (raylet, agents, workers, Java executors), then wait
