@@ -50,21 +50,26 @@ def stop_process_group(process: subprocess.Popen[Any], timeout: float = 30) -> N
 RAY_SESSION_VARIABLES = {"RAY_AUTH_MODE", "RAY_ADDRESS", "RAY_USAGE_STATS_ENABLED"}
 
 
+def cli_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a user's shell gives ``python -m pipeline``: this process's, without the variables
+    its own ``ray.init`` exported (RAY_AUTH_MODE=token: a CLI that relied on them would pass here and fail
+    for the user) or a test's ``PIPELINE__`` overrides."""
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith("PIPELINE__") and key not in RAY_SESSION_VARIABLES}  # fmt: skip
+    environment.update(extra or {})
+    return environment
+
+
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m pipeline ARGS`` as a user would, in a fresh process."""
-    # Not the variables this test process's own ray.init exported (RAY_AUTH_MODE=token): a user's shell
-    # does not have them, and a CLI that relied on them would pass here and fail for the user.
-    full_env = {key: value for key, value in os.environ.items()
-                if not key.startswith("PIPELINE__") and key not in RAY_SESSION_VARIABLES}  # fmt: skip
-    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=full_env,
+        env=cli_environment(env),
         cwd=PROJECT_ROOT,
         check=False,
     )

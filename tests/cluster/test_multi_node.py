@@ -27,7 +27,7 @@ import yaml
 
 from pipeline.runtime import free_port
 from tests.cluster.conftest import LocalCluster
-from tests.conftest import PROJECT_ROOT, RAY_SESSION_VARIABLES, run_cli
+from tests.conftest import PROJECT_ROOT, cli_environment, run_cli
 
 EXECUTOR_CLASS = "org.apache.spark.executor.RayDPExecutor"
 TRIAL_CLASS = "ImplicitFunc"  # Ray Tune's actor for a function trainable
@@ -195,9 +195,9 @@ def test_a_sweep_survives_losing_the_worker_node_and_registers_its_best(
     config = _config(project, cluster, tuning=_sweep([4, 6, 8, 10, 12, 14], "node-loss"))
     worker = next(n["node_id"] for n in cluster.alive_nodes() if not n["is_head_node"])
     before_trials = set(cluster.actor_nodes(TRIAL_CLASS))
-    env = {key: value for key, value in os.environ.items() if key not in RAY_SESSION_VARIABLES}
-    sweep = subprocess.Popen([sys.executable, "-m", "pipeline", "tune", "--config", str(config)], cwd=PROJECT_ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    sweep = subprocess.Popen([sys.executable, "-m", "pipeline", "tune", "--config", str(config)],
+                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=cli_environment())  # fmt: skip
     try:
         deadline = time.monotonic() + 600
         running_on_worker = False
@@ -237,11 +237,10 @@ def test_a_spark_executor_killed_during_train_gives_the_same_metrics(project: Pa
 
     before = set(cluster.actor_nodes(EXECUTOR_CLASS))
     disturbed = project / "disturbed.json"
-    env = {key: value for key, value in os.environ.items() if key not in RAY_SESSION_VARIABLES}
     train = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "train", "--config", str(config), "--result", str(disturbed)],
         cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env={**env, "PYTHONUNBUFFERED": "1"},
+        env=cli_environment({"PYTHONUNBUFFERED": "1"}),
     )  # fmt: skip
     lines: queue.Queue[tuple[float, str]] = queue.Queue()
 
