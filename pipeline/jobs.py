@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from comparison import Comparison
 from pipeline._console import Console
@@ -21,7 +21,7 @@ from pipeline.tracking import (
     log_comparison,
     log_training,
 )
-from pipeline.training import TrainedModel, prepare, train
+from pipeline.training import TrainedModel, prepare, render_report, train
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -31,6 +31,40 @@ if TYPE_CHECKING:
 class TrainingRun:
     trained: TrainedModel
     registration: Registration
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A trained, tested and registered model, as plain data (it outlives the Spark session)."""
+
+    model_name: str
+    version: int
+    alias: str | None
+    run_id: str  # the MLflow run holding the model, its metrics and plots
+    algorithm: str
+    hyperparameters: dict[str, Any]
+    metrics: dict[str, float]  # on the test split
+    baseline: dict[str, float]  # a trivial model's, on the same rows
+    train_rows: int
+    test_rows: int
+    data_path: str
+    data_version: int | None  # the Delta version trained on (None for Parquet or CSV)
+    scorer: str  # what serving scores it with: "onnx", or "spark" when the parity gate said no
+    scorer_reason: str
+    report: str  # the text report the CLI prints (metrics beside the baseline, weights, feature spec)
+
+    @classmethod
+    def of(cls, run: TrainingRun) -> TrainResult:
+        trained, registration = run.trained, run.registration
+        prepared = trained.prepared
+        return cls(
+            model_name=registration.model_name, version=int(registration.version), alias=registration.alias,
+            run_id=registration.run_id, algorithm=prepared.algorithm.name,
+            hyperparameters=dict(prepared.hyperparameters), metrics=dict(trained.metrics),
+            baseline=dict(trained.baseline), train_rows=trained.train_rows, test_rows=trained.test_rows,
+            data_path=prepared.snapshot.path, data_version=prepared.snapshot.version,
+            scorer=registration.scorer, scorer_reason=registration.scorer_reason, report=render_report(trained),
+        )  # fmt: skip
 
 
 def table_missing(config: PipelineConfig) -> bool:

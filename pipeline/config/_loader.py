@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -36,11 +37,13 @@ def load_config(
     path: str | os.PathLike[str],
     environ: Mapping[str, str] | None = None,
     checks: Sequence[ConfigCheck] = (),
+    overrides: Mapping[str, Any] | None = None,
 ) -> PipelineConfig:
     """Read, override from the environment and validate the config at ``path``, then run ``checks``.
 
     ``root`` in the file (default ``.``) is taken relative to the file's folder, and every other
-    relative path in the config relative to that root.
+    relative path in the config relative to that root. ``overrides`` (nested mappings, or dotted keys
+    such as ``"spark.num_executors"``) are applied last, over the file and the environment.
     """
     file = Path(path)
     if not file.is_file():
@@ -56,7 +59,8 @@ def load_config(
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError([f"{file}: the top level must be a mapping of sections, got {type(raw).__name__}"])
-    return config_from_dict(raw, base_dir=file.resolve().parent, origin=str(file), environ=environ, checks=checks)
+    return config_from_dict(raw, base_dir=file.resolve().parent, origin=str(file), environ=environ, checks=checks,
+                            overrides=overrides)  # fmt: skip
 
 
 def config_from_dict(
@@ -65,9 +69,12 @@ def config_from_dict(
     origin: str = "<config>",
     environ: Mapping[str, str] | None = None,
     checks: Sequence[ConfigCheck] = (),
+    overrides: Mapping[str, Any] | None = None,
 ) -> PipelineConfig:
     """Validate an already parsed config; relative paths resolve against ``base_dir / root``."""
-    merged, from_env = _apply_env_overrides(dict(raw), os.environ if environ is None else environ)
+    merged, from_env = _apply_env_overrides(copy.deepcopy(dict(raw)), os.environ if environ is None else environ)
+    for dotted in _apply_overrides(merged, overrides or {}, origin):
+        from_env[dotted] = "overrides"
     root_value = merged.get("root", ".")
     if not isinstance(root_value, str | os.PathLike):
         raise ConfigError([f"{origin}: root = {root_value!r}: must be a path"])
@@ -86,6 +93,40 @@ def config_from_dict(
             ]
         )
     return config
+
+
+def _apply_overrides(
+    raw: dict[str, Any], overrides: Mapping[str, Any], origin: str, prefix: str = ""
+) -> list[str]:
+    """Set ``overrides`` in ``raw``; return the dotted fields set.
+
+    A mapping under a plain key merges into the section key by key (``{"spark": {"num_executors": 2}}``
+    keeps the other Spark settings); a dotted key replaces what it names whole
+    (``{"tuning.algorithms": {...}}`` drops the file's algorithms).
+    """
+    if not isinstance(overrides, Mapping):
+        raise ConfigError([f"{origin}: overrides = {_short(overrides)}: must be a mapping of fields to values"])
+    touched: list[str] = []
+    for key, value in overrides.items():
+        if not isinstance(key, str) or not all(key.split(".")):
+            raise ConfigError(
+                [f"{origin}: overrides key {key!r}: must be a field name such as 'spark.num_executors'"]
+            )
+        *path, last = key.split(".")
+        node = raw
+        for part in path:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        dotted = f"{prefix}{key}"
+        if not path and isinstance(value, Mapping) and isinstance(node.get(last), dict):
+            touched += _apply_overrides(node[last], value, origin, f"{dotted}.")
+        else:
+            node[last] = copy.deepcopy(value)
+            touched.append(dotted)
+    return touched
 
 
 def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -130,7 +171,10 @@ def _explain(error: ValidationError, origin: str, from_env: Mapping[str, str]) -
 
 
 def _env_note(dotted: str, from_env: Mapping[str, str]) -> str:
-    return f" (from env {from_env[dotted]})" if dotted in from_env else ""
+    if dotted not in from_env:
+        return ""
+    source = from_env[dotted]
+    return " (from overrides)" if source == "overrides" else f" (from env {source})"
 
 
 def _allowed_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:

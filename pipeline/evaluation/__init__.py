@@ -1,6 +1,6 @@
 """Evaluation: metric definitions, baselines and model comparisons (pure), and Spark evaluators."""
 
-from pipeline.evaluation._compare import PairedOutcomes, offline_comparisons
+from pipeline.evaluation._compare import PairedOutcomes, PredictionSample, offline_comparisons
 from pipeline.evaluation._metrics import (
     BINARY_ONLY,
     TASK_METRICS,
@@ -16,6 +16,7 @@ from pipeline.evaluation._spark import (
     classification_metrics,
     clustering_metrics,
     paired_outcomes,
+    prediction_sample,
     ranking_metrics,
     regression_metrics,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "BINARY_ONLY",
     "TASK_METRICS",
     "PairedOutcomes",
+    "PredictionSample",
     "baseline_metrics",
     "classification_metrics",
     "clustering_metrics",
@@ -33,6 +35,7 @@ __all__ = [
     "mean_and_std",
     "offline_comparisons",
     "paired_outcomes",
+    "prediction_sample",
     "primary_metric",
     "ranking_metrics",
     "regression_metrics",

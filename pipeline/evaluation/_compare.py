@@ -23,6 +23,17 @@ class PairedOutcomes:
     probability_b: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class PredictionSample:
+    """A uniform sample of one model's test predictions (at most a fixed number of rows), for plots."""
+
+    rows: int  # sampled
+    of: int  # test rows in all
+    prediction: np.ndarray
+    label: np.ndarray | None = None  # none for clustering
+    probability: np.ndarray | None = None  # rows x classes, for classifiers that give them
+
+
 def offline_comparisons(task: str, outcomes: PairedOutcomes, alpha: float = 0.05) -> list[Comparison]:
     """Classification: McNemar on correctness, and for two classes the paired bootstrap of the AUC (by the
     probability of class 1). Regression: paired t-tests on absolute and on squared errors."""

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pipeline.evaluation._compare import PairedOutcomes
+import numpy as np
+
+from pipeline.evaluation._compare import PairedOutcomes, PredictionSample
 from pipeline.evaluation._metrics import majority_class_baseline
+from pipeline.evaluation._summaries import (
+    LOG_LOSS_EPSILON,
+    SCORE_DECIMALS,
+    classification_summary,
+    regression_summary,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -16,45 +24,52 @@ def _score(evaluator_class: Any, data: DataFrame, **params: Any) -> float:
     return float(evaluator_class(**params).evaluate(data))
 
 
-_MULTICLASS = {
-    "accuracy": "accuracy",
-    "f1": "f1",
-    "weighted_precision": "weightedPrecision",
-    "weighted_recall": "weightedRecall",
-    "log_loss": "logLoss",
-}
-
-
 def classification_metrics(predictions: DataFrame, label: str, binary: bool) -> dict[str, float]:
-    from pyspark.ml.evaluation import BinaryClassificationEvaluator, MulticlassClassificationEvaluator
+    """Every classification metric from one aggregation job: rows counted per (label, predicted class,
+    positive-class score to 4 decimals) with their summed log loss, then :func:`classification_summary`."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
 
-    metrics: dict[str, float] = {}
+    truth = F.col(label).cast("int")
+    keys = [truth.alias("label"), F.col("prediction").cast("int").alias("prediction")]
+    sums = [F.count(F.lit(1)).alias("rows")]
+    has_probability = "probability" in predictions.columns
+    if has_probability:
+        probabilities = vector_to_array(F.col("probability"))
+        of_label = F.element_at(probabilities, truth + 1)
+        sums.append(F.sum(-F.log(F.greatest(of_label, F.lit(LOG_LOSS_EPSILON)))).alias("loss"))
     if binary:
-        for name, spark_name in (("auc_roc", "areaUnderROC"), ("auc_pr", "areaUnderPR")):
-            metrics[name] = _score(
-                BinaryClassificationEvaluator,
-                predictions,
-                labelCol=label,
-                # Scores by probability: trees' rawPrediction holds leaf counts, which do not rank rows.
-                rawPredictionCol="probability" if "probability" in predictions.columns else "rawPrediction",
-                metricName=spark_name,
-            )
-    for name, spark_name in _MULTICLASS.items():
-        if name == "log_loss" and "probability" not in predictions.columns:
-            continue
-        metrics[name] = _score(
-            MulticlassClassificationEvaluator, predictions, labelCol=label, metricName=spark_name
-        )
-    return metrics
+        # Trees' rawPrediction holds leaf counts, which do not rank rows: score by probability when there
+        # is one; a margin (linear SVM) goes through a sigmoid, which keeps its order, to bound the groups.
+        if has_probability:
+            score = F.element_at(vector_to_array(F.col("probability")), 2)
+        else:
+            score = 1 / (1 + F.exp(-F.element_at(vector_to_array(F.col("rawPrediction")), 2)))
+        keys.append(F.round(score, SCORE_DECIMALS).alias("score"))
+    groups = predictions.groupBy(*keys).agg(*sums).collect()
+    if not groups:
+        raise ValueError("no rows to evaluate")
+
+    def column(name: str) -> np.ndarray:
+        return np.array([row[name] for row in groups], dtype=np.float64)
+
+    return classification_summary(
+        column("label"), column("prediction"), column("rows"),
+        score=column("score") if binary else None,
+        loss_sum=float(column("loss").sum()) if has_probability else None,
+    )  # fmt: skip
 
 
 def regression_metrics(predictions: DataFrame, label: str) -> dict[str, float]:
-    from pyspark.ml.evaluation import RegressionEvaluator
+    """RMSE, MAE and R² from one aggregation job."""
+    from pyspark.sql import functions as F
 
-    return {
-        name: RegressionEvaluator(labelCol=label, metricName=name).evaluate(predictions)
-        for name in ("rmse", "mae", "r2")
-    }
+    actual = F.col(label).cast("double")
+    error = actual - F.col("prediction")
+    row = predictions.agg(F.count(F.lit(1)), F.sum(error * error), F.sum(F.abs(error)), F.sum(actual),
+                          F.sum(actual * actual)).first()  # fmt: skip
+    assert row is not None
+    return regression_summary(*(float(value or 0.0) for value in row))
 
 
 def clustering_metrics(predictions: DataFrame, features: str, prediction: str = "prediction") -> dict[str, float]:
@@ -120,7 +135,6 @@ def baseline_metrics(
 def paired_outcomes(model_a: Any, model_b: Any, frame: DataFrame, label: str) -> PairedOutcomes:
     """Score the same rows with both fitted pipelines and collect them side by side (joined on a row id,
     not on collection order)."""
-    import numpy as np
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
@@ -148,3 +162,33 @@ def paired_outcomes(model_a: Any, model_b: Any, frame: DataFrame, label: str) ->
 
     return PairedOutcomes(values("__label"), values("__prediction_a"), values("__prediction_b"),
                           probabilities("a"), probabilities("b"))  # fmt: skip
+
+
+PLOT_SAMPLE_ROWS = 20_000  # enough for smooth ROC and residual plots; one small collect at any data size
+
+
+def prediction_sample(
+    predictions: DataFrame, label: str | None, test_rows: int, limit: int = PLOT_SAMPLE_ROWS, seed: int = 7
+) -> PredictionSample:
+    """Collect a uniform sample of ``predictions`` (every row when there are at most ``limit``)."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    frame = predictions
+    if test_rows > limit:  # a little over the fraction, then cut: a sample is never exactly its fraction
+        frame = predictions.sample(fraction=min(1.0, 1.05 * limit / test_rows), seed=seed).limit(limit)
+    columns = [F.col("prediction").cast("double").alias("prediction")]
+    if label is not None:
+        columns.append(F.col(label).cast("double").alias("label"))
+    if "probability" in predictions.columns:
+        columns.append(vector_to_array(F.col("probability")).alias("probability"))
+    collected = frame.select(*columns).collect()
+
+    def values(name: str) -> np.ndarray | None:
+        if not collected or name not in collected[0].asDict():
+            return None
+        return np.array([row[name] for row in collected], dtype=np.float64)
+
+    prediction = values("prediction")
+    return PredictionSample(len(collected), test_rows, prediction if prediction is not None else np.empty(0),
+                            values("label"), values("probability"))  # fmt: skip

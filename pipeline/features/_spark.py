@@ -39,11 +39,16 @@ def value_kind(data_type: DataType) -> ValueKind:
     return "other"
 
 
-def profile_columns(df: DataFrame, columns: Sequence[str], sample_rows: int) -> list[ColumnProfile]:
-    """Null counts, approximate distinct counts and words per value, in a single Spark job."""
+def profile_columns(
+    df: DataFrame, columns: Sequence[str], sample_rows: int, total_rows: int | None = None
+) -> list[ColumnProfile]:
+    """Null counts, approximate distinct counts and words per value, in a single Spark job.
+
+    ``total_rows`` (a Delta table's row count, from its log) spares the count that sizes the sample.
+    """
     from pyspark.sql import functions as F
 
-    total = df.count()
+    total = total_rows if total_rows is not None else df.count()
     frame = df.sample(fraction=min(1.0, sample_rows / total), seed=7) if total > sample_rows else df
     kinds = {name: value_kind(df.schema[name].dataType) for name in columns}
     aggregates = [F.count(F.lit(1)).alias("__rows")]

@@ -159,7 +159,9 @@ def dashboard_sign_in_hint() -> str:
 class Runtime:
     """Context manager owning Ray and (optionally) a RayDP Spark session for one job.
 
-    It stops what it started on normal exit, on errors, on Ctrl-C and on SIGTERM.
+    It stops what it started on normal exit, on errors, on Ctrl-C and on SIGTERM. When this process is
+    connected to Ray already (``ray.init`` in a notebook, a Ray Job's driver) it uses that connection and
+    leaves it open.
     """
 
     def __init__(self, config: PipelineConfig, *, start_spark: bool = True, console: Console | None = None):
@@ -205,6 +207,11 @@ class Runtime:
         prepare_process_environment(self.java)
         self.console.step(f"Java {self.java.version} from {self.java.origin} ({self.java.home})")
         ray_config = self.config.ray
+        if ray.is_initialized():  # a notebook's or a Ray Job's own connection: used, and left open after
+            self.console.step("Using this process's Ray connection (ray.init was called before)")
+            if self.start_spark:
+                self._start_spark(local=ray_config.address is None)
+            return
         where = ray_config.address or "a local cluster"
         if ray_config.address is None:  # a head started here inherits Serve's mode from this environment
             self._serve_mode = serve_mode(self.config.serving.high_throughput)

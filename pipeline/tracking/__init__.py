@@ -16,7 +16,9 @@ from pipeline.tracking._mlflow import (
     log_training,
     version_lineage,
 )
+from pipeline.tracking._sweep_plots import hyperparameters_figure, trials_figure
 from pipeline.tracking._sweeps import TrialRecord, finish_sweep_run, log_trial_runs, start_sweep_run
+from pipeline.tracking._training_plots import training_figures
 
 __all__ = [
     "CHALLENGER",
@@ -32,6 +34,7 @@ __all__ = [
     "connect",
     "find_version",
     "finish_sweep_run",
+    "hyperparameters_figure",
     "list_versions",
     "load_spark_model",
     "log_comparison",
@@ -40,5 +43,7 @@ __all__ = [
     "promote",
     "rollback",
     "start_sweep_run",
+    "training_figures",
+    "trials_figure",
     "version_lineage",
 ]

@@ -17,6 +17,7 @@ import yaml
 from pipeline.config import PipelineConfig, TrackingConfig
 from pipeline.errors import PipelineError
 from pipeline.export import ExportResult
+from pipeline.tracking._training_plots import training_figures
 from scoring import SCORER_ARTIFACT, SCORER_FACTORS, SCORER_ONNX, SCORER_SPEC
 
 if TYPE_CHECKING:
@@ -136,6 +137,10 @@ def log_training(
                     json.dumps({"kind": trained.weights_kind, "top": trained.weights})
                 )
             mlflow.log_artifacts(str(folder))
+        for name, figure in training_figures(
+            prepared.task, trained.sample, trained.weights, trained.weights_kind
+        ).items():
+            mlflow.log_figure(figure, f"plots/{name}")
         info = _log_spark_model(trained)
         _log_scorer(exported)
         scorer = scorer_tags(exported)

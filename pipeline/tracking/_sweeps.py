@@ -77,7 +77,8 @@ def finish_sweep_run(
     best: TrialRecord | None,
     outcome: Mapping[str, Any],
 ) -> None:
-    """Attach the leaderboard (CSV) and best config (YAML) to the parent run and close it."""
+    """Attach the leaderboard (CSV), its plots (``plots/trials.png``, ``plots/hyperparameters.png``) and the
+    best config (YAML) to the parent run and close it."""
     client = connect(tracking)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -88,6 +89,10 @@ def finish_sweep_run(
         value = trial.metrics.get(metric, "")
         writer.writerow([rank, trial.trial_id, trial.algorithm, value, f"{trial.seconds:.1f}", status, params])
     client.log_text(parent_run_id, buffer.getvalue(), "leaderboard.csv")
+    from pipeline.tracking._sweep_plots import hyperparameters_figure, trials_figure
+
+    client.log_figure(parent_run_id, trials_figure(leaderboard, metric), "plots/trials.png")
+    client.log_figure(parent_run_id, hyperparameters_figure(leaderboard, metric), "plots/hyperparameters.png")
     if best is not None:
         best_config = {"model": {"algorithm": best.algorithm, "hyperparameters": best.hyperparameters}}
         client.log_text(parent_run_id, yaml.safe_dump(best_config, sort_keys=False), "best_config.yaml")

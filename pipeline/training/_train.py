@@ -12,10 +12,12 @@ from pipeline.config import PipelineConfig
 from pipeline.data import Snapshot, read_table
 from pipeline.errors import DataError
 from pipeline.evaluation import (
+    PredictionSample,
     baseline_metrics,
     classification_metrics,
     clustering_metrics,
     mean_and_std,
+    prediction_sample,
     ranking_metrics,
     regression_metrics,
 )
@@ -66,6 +68,7 @@ class TrainedModel:
     kept_features: list[str] | None = None
     train_rows: int = 0
     test_rows: int = 0
+    sample: PredictionSample | None = None  # test predictions for the plots (none for ALS)
     seconds: float = 0.0  # the whole training: reading, checks, profiling, fitting, evaluating
     fit_seconds: float = 0.0  # fitting the feature stages and the estimator on the training split
 
@@ -98,7 +101,8 @@ def prepare(spark: SparkSession, config: PipelineConfig, console: Console | None
         exclude = {label} if label else set()
         candidates = [name for name in frame.columns if name not in exclude]
         with console.timed(f"Profiling {len(candidates)} columns"):
-            profiles = profile_columns(frame, candidates, config.features.auto.sample_rows)
+            # Sized by the rows before nulls in the label are dropped: a sample a little larger, no count.
+            profiles = profile_columns(frame, candidates, config.features.auto.sample_rows, total_rows=rows)
         spec = infer_feature_spec(profiles, config.features, exclude)
         input_columns = list(spec.columns)
         inferred = any(reason != "declared" for reason in spec.reasons.values())
@@ -206,19 +210,49 @@ def build_pipeline(prepared: PreparedData, config: PipelineConfig) -> Any:
 
 def evaluate(prepared: PreparedData, model: Any, data: DataFrame, config: PipelineConfig) -> dict[str, float]:
     """Task metrics of ``model`` on ``data``."""
-    predictions = model.transform(data)
+    metrics, _ = _evaluate_scored(prepared, model, data, config, sample_of=None)
+    return metrics
+
+
+def _evaluate_scored(
+    prepared: PreparedData, model: Any, data: DataFrame, config: PipelineConfig, sample_of: int | None
+) -> tuple[dict[str, float], PredictionSample | None]:
+    """Task metrics, and with ``sample_of`` (the row count of ``data``) a sample of the predictions.
+
+    ``data`` is scored once into a narrow cached frame (label, prediction, probabilities): every
+    evaluator and the sample read that, instead of each reading the source and re-running the model.
+    """
     task, label = prepared.task, prepared.label
-    if task == "classification":
-        assert label is not None
-        return classification_metrics(predictions, label, binary=prepared.label_classes == 2)
-    if task == "regression":
-        assert label is not None
-        return regression_metrics(predictions, label)
+    if task == "recommendation":
+        return _ranking_and_rmse(prepared, model, data, config), None
+    scored = model.transform(data)
+    kept = [
+        name for name in (label, "prediction", "probability", "rawPrediction") if name and name in scored.columns
+    ]
     if task == "clustering":
-        return clustering_metrics(predictions, FEATURES_COL)
+        kept.append(FEATURES_COL)
+    predictions = scored.select(*kept).cache()
+    try:
+        if task == "classification":
+            assert label is not None
+            metrics = classification_metrics(predictions, label, binary=prepared.label_classes == 2)
+        elif task == "regression":
+            assert label is not None
+            metrics = regression_metrics(predictions, label)
+        else:
+            metrics = clustering_metrics(predictions, FEATURES_COL)
+        sample = None if sample_of is None else prediction_sample(predictions, label, sample_of)
+        return metrics, sample
+    finally:
+        predictions.unpersist()
+
+
+def _ranking_and_rmse(
+    prepared: PreparedData, model: Any, data: DataFrame, config: PipelineConfig
+) -> dict[str, float]:
+    label = prepared.label
     assert label is not None
-    metrics = regression_metrics(predictions, label)
-    metrics = {"rmse": metrics["rmse"]}
+    metrics = {"rmse": regression_metrics(model.transform(data), label)["rmse"]}
     metrics.update(
         ranking_metrics(
             model.stages[-1] if hasattr(model, "stages") else model,
@@ -255,7 +289,7 @@ def train(spark: SparkSession, config: PipelineConfig, console: Console | None =
         model = pipeline.fit(train_frame)
         fit_seconds = time.monotonic() - fit_started
     with console.timed(f"Evaluating on {test_rows} test rows"):
-        metrics = evaluate(prepared, model, prepared.test, config)
+        metrics, sample = _evaluate_scored(prepared, model, prepared.test, config, sample_of=test_rows)
         extra = {"k": prepared.hyperparameters.get("k", 2), "features": FEATURES_COL}
         baseline_input = model.transform(prepared.test) if prepared.task == "clustering" else prepared.test
         baseline = baseline_metrics(prepared.task, train_frame, baseline_input, prepared.label, **extra)
@@ -274,6 +308,7 @@ def train(spark: SparkSession, config: PipelineConfig, console: Console | None =
         weights=weights,
         weights_kind=weights_kind,
         kept_features=kept,
+        sample=sample,
         train_rows=train_rows,
         test_rows=test_rows,
         seconds=time.monotonic() - started,

@@ -23,6 +23,8 @@ from pipeline.training import evaluate, feature_stages, make_estimator, prepare
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
+    from pipeline.jobs import TrainResult
+
 TRAINER_NAME = "pipeline-spark-trainer"
 _FAIR = {"spark.scheduler.mode": "FAIR"}
 
@@ -79,9 +81,9 @@ class SparkTrainer:
 
     def refit_and_register(
         self, algorithm: str, hyperparameters: dict[str, Any], parent_run_id: str
-    ) -> dict[str, Any]:
+    ) -> TrainResult:
         """Refit the winner on the whole training split, test it, log it under the sweep and register it."""
-        from pipeline.jobs import train_and_register
+        from pipeline.jobs import TrainResult, train_and_register
 
         source = self.config.data.source.model_copy(update={"version": self.prepared.snapshot.version})
         config = self.config.model_copy(
@@ -93,16 +95,7 @@ class SparkTrainer:
             }
         )
         run = train_and_register(self.spark, config, Console(quiet=True), parent_run_id=parent_run_id)
-        return {
-            "run_id": run.registration.run_id,
-            "version": run.registration.version,
-            "alias": run.registration.alias,
-            "model_name": run.registration.model_name,
-            "metrics": run.trained.metrics,
-            "baseline": run.trained.baseline,
-            "train_rows": run.trained.train_rows,
-            "test_rows": run.trained.test_rows,
-        }
+        return TrainResult.of(run)
 
     def stop(self) -> None:
         stop_spark()

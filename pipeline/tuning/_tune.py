@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline._console import Console
 from pipeline.algorithms import get_algorithm
@@ -19,11 +19,19 @@ from pipeline.tracking import (
     TrialRecord,
     config_hash,
     finish_sweep_run,
+    hyperparameters_figure,
     log_trial_runs,
     start_sweep_run,
+    trials_figure,
 )
 from pipeline.tuning._space import SearchSpace, budget_levels, parse_space, tuning_objective
 from pipeline.tuning._trainer import TRAINER_NAME, SparkTrainer
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from pipeline.jobs import TrainResult
 
 _STATE_FILE = "pipeline_sweep.json"  # beside Tune's own experiment state: the MLflow parent run id
 
@@ -34,13 +42,15 @@ class SweepError(PipelineError):
 
 @dataclass(frozen=True)
 class SweepResult:
+    """A finished sweep: every trial, the best, and the refit model registered from it."""
+
     name: str
-    path: str
+    path: str  # Ray Tune's experiment folder (what ``resume`` restores)
     metric: str
-    mode: str
+    mode: str  # "max" or "min"
     trials: list[TrialRecord]  # leaderboard order: best first, failed trials last
-    parent_run_id: str
-    refit: dict[str, Any] | None
+    parent_run_id: str  # the sweep's MLflow run; the trials are its child runs
+    refit: TrainResult | None  # the best refit on the whole training split, tested and registered
     seconds: float  # everything, from starting the Spark actor to closing the MLflow run
     trials_seconds: float = 0.0  # Tune running the trials
     refit_seconds: float = 0.0  # refitting, testing, logging and registering the best
@@ -49,6 +59,46 @@ class SweepResult:
     def best(self) -> TrialRecord | None:
         ok = [trial for trial in self.trials if not trial.error and self.metric in trial.metrics]
         return ok[0] if ok else None
+
+    @property
+    def best_config(self) -> dict[str, Any]:
+        """The winner as a ``model:`` section (what ``best_config.yaml`` in the parent run holds)."""
+        best = self.best
+        return {} if best is None else {"algorithm": best.algorithm, "hyperparameters": dict(best.hyperparameters)}
+
+    @property
+    def version(self) -> int | None:
+        """The registered version of the refit best, if any."""
+        return None if self.refit is None else self.refit.version
+
+    @property
+    def leaderboard(self) -> pd.DataFrame:
+        """One row per trial, best first (index: rank): trial, algorithm, the metric, seconds, status,
+        error, and a column per hyperparameter (``hp.<name>``)."""
+        import pandas as pd
+
+        rows = []
+        for rank, trial in enumerate(self.trials, start=1):
+            row: dict[str, Any] = {
+                "rank": rank,
+                "trial_id": trial.trial_id,
+                "algorithm": trial.algorithm,
+                self.metric: trial.metrics.get(self.metric),
+                "seconds": round(trial.seconds, 1),
+                "status": "failed" if trial.error else "ok",
+                "error": trial.error,
+            }
+            row.update({f"hp.{key}": value for key, value in sorted(trial.hyperparameters.items())})
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("rank")
+
+    def plot_trials(self) -> Figure:
+        """The validation metric per trial (the figure logged to the parent run as ``plots/trials.png``)."""
+        return trials_figure(self.trials, self.metric)
+
+    def plot_hyperparameters(self) -> Figure:
+        """The metric per varied hyperparameter (logged to the parent run as ``plots/hyperparameters.png``)."""
+        return hyperparameters_figure(self.trials, self.metric)
 
 
 def sweep_name(config: PipelineConfig, resume: bool = False) -> str:
@@ -235,8 +285,8 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
             "sweep_seconds": time.monotonic() - started,
         }
         if refit:
-            outcome.update({f"test_{k}": v for k, v in refit["metrics"].items()})
-            outcome["registered_version"] = refit["version"]
+            outcome.update({f"test_{k}": v for k, v in refit.metrics.items()})
+            outcome["registered_version"] = refit.version
         finish_sweep_run(config.tracking, parent_run_id, trials, metric, best, outcome)
         if best is None:
             raise SweepError(no_success_message(name, trials, parent_run_id))

@@ -50,3 +50,28 @@ def test_algorithm_trains_registers_and_beats_baseline(spark: Any, lake: Path, t
         assert {"precision_at_k", "ndcg_at_k"} <= set(trained.metrics)
     if name in ("random_forest", "gbt", "decision_tree", "logistic_regression", "linear_regression", "glm"):
         assert trained.weights and all(isinstance(w, float) for _, w in trained.weights)
+    _assert_plots_logged(config, run.registration.run_id, trained, task)
+
+
+def _assert_plots_logged(config: Any, run_id: str, trained: Any, task: str) -> None:
+    """The run's plots/ folder holds exactly the task's figures (and the weights' when there are any)."""
+    import mlflow
+
+    expected = {
+        "classification": {"confusion_matrix.png"},
+        "regression": {"predicted_vs_actual.png", "residuals.png"},
+        "clustering": {"cluster_sizes.png"},
+        "recommendation": set(),
+    }[task]
+    if task == "classification" and trained.prepared.label_classes == 2 and trained.sample.probability is not None:
+        expected |= {"roc_curve.png", "pr_curve.png"}
+    if trained.weights:
+        expected.add("feature_importances.png" if trained.weights_kind == "importance" else "coefficients.png")
+    if task != "recommendation":
+        assert trained.sample.rows == trained.sample.of == trained.test_rows  # small data: every test row
+    client = mlflow.MlflowClient(tracking_uri=config.tracking.uri)
+    logged = {
+        item.path.removeprefix("plots/"): item.file_size or 0 for item in client.list_artifacts(run_id, "plots")
+    }
+    assert set(logged) == expected
+    assert all(size > 5000 for size in logged.values()), logged

@@ -72,7 +72,9 @@ def test_grid_runs_concurrently_on_one_spark_app_and_registers_the_refit_best(tm
     parent = client.get_run(parent_id)
     assert parent.data.tags["data.delta_version"] == "0"
     artifacts = {a.path for a in client.list_artifacts(parent_id)}
-    assert {"leaderboard.csv", "best_config.yaml"} <= artifacts
+    assert {"leaderboard.csv", "best_config.yaml", "plots"} <= artifacts
+    plots = {a.path: a.file_size or 0 for a in client.list_artifacts(parent_id, "plots")}
+    assert set(plots) == {"plots/trials.png", "plots/hyperparameters.png"} and min(plots.values()) > 5000
     assert parent.data.metrics["trials"] == 4 and parent.data.metrics["failed_trials"] == 0
     # Two at a time: some trials' lifetimes (from Tune's own records) overlap.
     results = [json.loads(line) for path in (tmp_path / "ray_results" / "sweeps-sweep").glob("*/result.json")
