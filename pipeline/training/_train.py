@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -210,41 +212,47 @@ def build_pipeline(prepared: PreparedData, config: PipelineConfig) -> Any:
 
 def evaluate(prepared: PreparedData, model: Any, data: DataFrame, config: PipelineConfig) -> dict[str, float]:
     """Task metrics of ``model`` on ``data``."""
-    metrics, _ = _evaluate_scored(prepared, model, data, config, sample_of=None)
-    return metrics
+    # Classification and regression metrics are one aggregation job: caching would only add a pass.
+    with _scored(prepared, model, data, cache=prepared.task == "clustering") as predictions:
+        return _metrics(prepared, predictions, model, data, config)
 
 
-def _evaluate_scored(
-    prepared: PreparedData, model: Any, data: DataFrame, config: PipelineConfig, sample_of: int | None
-) -> tuple[dict[str, float], PredictionSample | None]:
-    """Task metrics, and with ``sample_of`` (the row count of ``data``) a sample of the predictions.
-
-    ``data`` is scored once into a narrow cached frame (label, prediction, probabilities): every
-    evaluator and the sample read that, instead of each reading the source and re-running the model.
-    """
-    task, label = prepared.task, prepared.label
-    if task == "recommendation":
-        return _ranking_and_rmse(prepared, model, data, config), None
+@contextmanager
+def _scored(prepared: PreparedData, model: Any, data: DataFrame, cache: bool) -> Iterator[DataFrame | None]:
+    """``data`` scored by ``model``, narrowed to what metrics, plots and baselines read (label,
+    prediction, probabilities; features for clustering), cached if asked; None for ALS, whose ranking
+    metrics score users, not rows."""
+    if prepared.task == "recommendation":
+        yield None
+        return
     scored = model.transform(data)
-    kept = [
-        name for name in (label, "prediction", "probability", "rawPrediction") if name and name in scored.columns
-    ]
-    if task == "clustering":
+    wanted = (prepared.label, "prediction", "probability", "rawPrediction")
+    kept = [name for name in wanted if name and name in scored.columns]
+    if prepared.task == "clustering":
         kept.append(FEATURES_COL)
-    predictions = scored.select(*kept).cache()
+    predictions = scored.select(*kept)
+    if not cache:
+        yield predictions
+        return
+    predictions = predictions.cache()
     try:
-        if task == "classification":
-            assert label is not None
-            metrics = classification_metrics(predictions, label, binary=prepared.label_classes == 2)
-        elif task == "regression":
-            assert label is not None
-            metrics = regression_metrics(predictions, label)
-        else:
-            metrics = clustering_metrics(predictions, FEATURES_COL)
-        sample = None if sample_of is None else prediction_sample(predictions, label, sample_of)
-        return metrics, sample
+        yield predictions
     finally:
         predictions.unpersist()
+
+
+def _metrics(
+    prepared: PreparedData, predictions: DataFrame | None, model: Any, data: DataFrame, config: PipelineConfig
+) -> dict[str, float]:
+    task, label = prepared.task, prepared.label
+    if predictions is None:
+        return _ranking_and_rmse(prepared, model, data, config)
+    if task == "clustering":
+        return clustering_metrics(predictions, FEATURES_COL)
+    assert label is not None
+    if task == "classification":
+        return classification_metrics(predictions, label, binary=prepared.label_classes == 2)
+    return regression_metrics(predictions, label)
 
 
 def _ranking_and_rmse(
@@ -275,11 +283,11 @@ def train(spark: SparkSession, config: PipelineConfig, console: Console | None =
     pipeline = build_pipeline(prepared, config)
     train_frame = prepared.train.cache()
     train_rows = train_frame.count()
-    test_rows = prepared.test.count()
-    if train_rows == 0 or test_rows == 0:
+    # Only whether the test split is empty, before fitting (its rows are counted once it is scored).
+    if train_rows == 0 or prepared.test.limit(1).count() == 0:
         raise DataError(
-            f"data.split: {train_rows} training and {test_rows} test rows; need both non-empty "
-            "(more rows or another test_fraction)"
+            f"data.split: {train_rows} training rows and {'some' if train_rows == 0 else 'no'} test rows; "
+            "need both non-empty (more rows or another test_fraction)"
         )
     cv: dict[str, tuple[float, float]] = {}
     if config.evaluation.cv_folds:
@@ -288,10 +296,16 @@ def train(spark: SparkSession, config: PipelineConfig, console: Console | None =
         fit_started = time.monotonic()
         model = pipeline.fit(train_frame)
         fit_seconds = time.monotonic() - fit_started
-    with console.timed(f"Evaluating on {test_rows} test rows"):
-        metrics, sample = _evaluate_scored(prepared, model, prepared.test, config, sample_of=test_rows)
+    with (
+        console.timed("Evaluating on the test split"),
+        _scored(prepared, model, prepared.test, cache=True) as predictions,
+    ):
+        # One scoring pass, cached narrow: it counts the rows, then metrics, plots and baseline read it.
+        test_rows = predictions.count() if predictions is not None else prepared.test.count()
+        metrics = _metrics(prepared, predictions, model, prepared.test, config)
+        sample = None if predictions is None else prediction_sample(predictions, prepared.label, test_rows)
         extra = {"k": prepared.hyperparameters.get("k", 2), "features": FEATURES_COL}
-        baseline_input = model.transform(prepared.test) if prepared.task == "clustering" else prepared.test
+        baseline_input = prepared.test if predictions is None else predictions
         baseline = baseline_metrics(prepared.task, train_frame, baseline_input, prepared.label, **extra)
     scored_sample = model.transform(prepared.test.limit(1))  # only its schema's slot metadata is read
     weights, weights_kind = _model_weights(model, prepared, scored_sample)
