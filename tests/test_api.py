@@ -6,6 +6,7 @@ real Jupyter kernel, which starts its own Ray, Spark (RayDP) and sqlite MLflow, 
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -122,10 +123,25 @@ def test_the_exploration_notebook_runs_a_sweep_shows_its_leaderboard_and_plots(
     assert set(plots) == {"plots/trials.png", "plots/hyperparameters.png"} and all(
         (size or 0) > 5000 for size in plots.values()
     )
-    trials = [
-        run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent and "trial_id" in run.data.tags
-    ]
+    assert sweeps[0].data.tags["data.delta_version"] == "0"
+    assert sweeps[0].data.metrics["trials"] == 5 and sweeps[0].data.metrics["failed_trials"] == 0
+    assert {"leaderboard.csv", "best_config.yaml"} <= {item.path for item in client.list_artifacts(parent)}
+    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent]
+    trials = [run for run in children if "trial_id" in run.data.tags]
     assert len(trials) == 5
+    assert all(run.info.status == "FINISHED" and "auc_roc" in run.data.metrics for run in trials)
+    params = [run.data.params for run in trials]
+    points = {(param["algorithm"], param.get("hp.regParam", param.get("hp.maxDepth"))) for param in params}
+    assert points == {("logistic_regression", "0.001"), ("logistic_regression", "0.01"),
+                      ("logistic_regression", "0.1"), ("random_forest", "4"), ("random_forest", "8")}  # fmt: skip
+    assert len({run.data.tags["spark_app"] for run in trials}) == 1  # every trial served by one Spark app
+    # Two at a time: some trials' lifetimes (from Tune's own records) overlap.
+    results = [json.loads(line) for path in (tmp_path / "ray_results").glob("*/*/result.json")
+               for line in path.read_text().splitlines()]  # fmt: skip
+    windows = sorted((r["timestamp"] - r["time_total_s"], r["timestamp"]) for r in results)
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(windows))
+    (refit,) = [run for run in children if "trial_id" not in run.data.tags]
+    assert refit.data.tags["data.delta_version"] == "0" and "test_auc_roc" in refit.data.metrics
     assert [str(version.version) for version in client.search_model_versions("name = 'demo-classifier'")] == ["1"]
     printed = "".join(output.get("text", "") for cell in code for output in cell.get("outputs", []))
     assert "registered demo-classifier version 1" in printed and parent in printed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import signal
@@ -46,44 +45,10 @@ def child_runs(root: Path) -> list[Any]:
     return [run for run in runs if run.data.tags.get("trial_id")]
 
 
-def test_grid_runs_concurrently_on_one_spark_app_and_registers_the_refit_best(tmp_path: Path) -> None:
-    config = write_config(
-        tmp_path,
-        "  search: grid\n  space: {numTrees: [3, 6], maxDepth: [2, 4]}\n  max_concurrent_trials: 2\n",
-    )
-    result = run_cli("run", "--config", str(config))
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "sweep sweeps-sweep: 4 trials" in result.stdout
-    assert "model:         swept version 1 alias @champion" in result.stdout
-
-    trials = child_runs(tmp_path)
-    assert len(trials) == 4
-    assert {(r.data.params["hp.numTrees"], r.data.params["hp.maxDepth"]) for r in trials} == {
-        ("3", "2"),
-        ("3", "4"),
-        ("6", "2"),
-        ("6", "4"),
-    }
-    # Every trial was served by the same single Spark application.
-    assert len({r.data.tags["spark_app"] for r in trials}) == 1
-    assert all(r.info.status == "FINISHED" and "auc_roc" in r.data.metrics for r in trials)
-    parent_id = trials[0].data.tags["mlflow.parentRunId"]
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db")
-    parent = client.get_run(parent_id)
-    assert parent.data.tags["data.delta_version"] == "0"
-    artifacts = {a.path for a in client.list_artifacts(parent_id)}
-    assert {"leaderboard.csv", "best_config.yaml", "plots"} <= artifacts
-    plots = {a.path: a.file_size or 0 for a in client.list_artifacts(parent_id, "plots")}
-    assert set(plots) == {"plots/trials.png", "plots/hyperparameters.png"} and min(plots.values()) > 5000
-    assert parent.data.metrics["trials"] == 4 and parent.data.metrics["failed_trials"] == 0
-    # Two at a time: some trials' lifetimes (from Tune's own records) overlap.
-    results = [json.loads(line) for path in (tmp_path / "ray_results" / "sweeps-sweep").glob("*/result.json")
-               for line in path.read_text().splitlines()]  # fmt: skip
-    windows = sorted((r["timestamp"] - r["time_total_s"], r["timestamp"]) for r in results)
-    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(windows))
-    (refit,) = [r for r in client.search_runs([parent.info.experiment_id]) if r.data.tags.get("mlflow.parentRunId")
-                == parent_id and not r.data.tags.get("trial_id")]  # fmt: skip
-    assert refit.data.tags["data.delta_version"] == "0" and "test_auc_roc" in refit.data.metrics
+# A grid sweep's concurrency, its one Spark app, its MLflow records and plots and the refit best are
+# asserted on the sweep tests/test_api.py runs through the notebook (the CLI's `tune` is a thin caller of
+# the same `run_sweep`); the sweeps here exercise the CLI's own paths: `run` on a missing table, random
+# search with ASHA, resume, failures.
 
 
 def test_random_model_selection_honours_samples_and_bounds(tmp_path: Path) -> None:
@@ -138,7 +103,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> No
 def test_resume_finishes_only_unfinished_trials(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,
-        "  search: grid\n  space: {numTrees: [2, 3, 4, 5, 6, 7]}\n  max_concurrent_trials: 1\n",
+        "  search: grid\n  space: {numTrees: [2, 3, 4, 5]}\n  max_concurrent_trials: 1\n",
     )
     assert run_cli("ingest", "--config", str(config)).returncode == 0
     experiment = tmp_path / "ray_results" / "sweeps-sweep"
@@ -164,10 +129,10 @@ def test_resume_finishes_only_unfinished_trials(tmp_path: Path) -> None:
 
     resumed = run_cli("tune", "--config", str(config), "--resume")
     assert resumed.returncode == 0, resumed.stderr[-4000:]
-    assert "6 trials" in resumed.stdout
+    assert "4 trials" in resumed.stdout
     for trial_dir, text in done_before.items():
         assert (experiment / trial_dir / "result.json").read_text() == text  # not rerun
-    assert len(child_runs(tmp_path)) == 6
+    assert len(child_runs(tmp_path)) == 4
 
 
 def test_bad_data_stops_the_sweep_with_one_clear_line(tmp_path: Path) -> None:
