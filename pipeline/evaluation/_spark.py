@@ -34,15 +34,15 @@ def classification_metrics(predictions: DataFrame, label: str, binary: bool) -> 
     keys = [truth.alias("label"), F.col("prediction").cast("int").alias("prediction")]
     sums = [F.count(F.lit(1)).alias("rows")]
     has_probability = "probability" in predictions.columns
-    if has_probability:
-        probabilities = vector_to_array(F.col("probability"))
+    probabilities = vector_to_array(F.col("probability")) if has_probability else None
+    if probabilities is not None:
         of_label = F.element_at(probabilities, truth + 1)
         sums.append(F.sum(-F.log(F.greatest(of_label, F.lit(LOG_LOSS_EPSILON)))).alias("loss"))
     if binary:
         # Trees' rawPrediction holds leaf counts, which do not rank rows: score by probability when there
         # is one; a margin (linear SVM) goes through a sigmoid, which keeps its order, to bound the groups.
-        if has_probability:
-            score = F.element_at(vector_to_array(F.col("probability")), 2)
+        if probabilities is not None:
+            score = F.element_at(probabilities, 2)
         else:
             score = 1 / (1 + F.exp(-F.element_at(vector_to_array(F.col("rawPrediction")), 2)))
         keys.append(F.round(score, SCORE_DECIMALS).alias("score"))
