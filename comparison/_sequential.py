@@ -76,17 +76,20 @@ def samples_for_power(
 
 
 def compare_sequential(
-    metric: str, a: Arm, b: Arm, mde: float, alpha: float = 0.05, higher_is_better: bool = True
-) -> Comparison:
+    metric: str, a: Arm, b: Arm, mde: float, alpha: float = 0.05, higher_is_better: bool = True,
+    min_samples: int = MIN_SAMPLES,
+) -> Comparison:  # fmt: skip
     """Variant b against a on routed traffic (independent samples), readable at any time: ``b better`` or
     ``a better`` once the mSPRT rejects equality at level ``alpha``, else ``no difference yet`` with the
-    samples still needed to detect ``mde`` (the minimum detectable effect, in the metric's units)."""
+    samples still needed to detect ``mde`` (the minimum detectable effect, in the metric's units). No
+    verdict before each variant has ``min_samples`` (at least MIN_SAMPLES)."""
+    min_samples = max(min_samples, MIN_SAMPLES)
     tau2 = mde**2
     difference = b.mean - a.mean
     samples = a.n + b.n
     share_b = b.n / samples if samples else 0.5
     needed = None
-    if a.n < MIN_SAMPLES or b.n < MIN_SAMPLES:
+    if a.n < min_samples or b.n < min_samples:
         interval = (-math.inf, math.inf)
         p_value = 1.0
         significant = False
@@ -101,7 +104,7 @@ def compare_sequential(
         share = min(max(share_b, 0.01), 0.99)
         spread = max(a.variance, b.variance, 1e-12)
         total = samples_for_power(a.variance or spread, b.variance or spread, share, mde, alpha)
-        needed = max(total - samples, max(MIN_SAMPLES - a.n, 0) + max(MIN_SAMPLES - b.n, 0))
+        needed = max(total - samples, max(min_samples - a.n, 0) + max(min_samples - b.n, 0))
     return Comparison(metric, a.mean, b.mean, difference, interval, "mSPRT (normal mixture), always valid",
                       p_value, decide(difference, significant, higher_is_better), samples, higher_is_better,
                       1 - alpha, needed)  # fmt: skip

@@ -63,8 +63,12 @@ def train(config: PipelineConfig, console: Console | None = None) -> TrainResult
         return TrainResult.of(train_and_register(runtime.spark, config, runtime.console))
 
 
-def run_sweep(config: PipelineConfig, resume: bool = False, console: Console | None = None) -> SweepResult:
+def run_sweep(
+    config: PipelineConfig, resume: bool = False, console: Console | None = None, ingest_missing: bool = False
+) -> SweepResult:
     """Run (or, with ``resume``, finish) the ``tuning:`` sweep, then refit, test and register the best.
+    With ``ingest_missing``, a missing Delta table is first written from ``data.ingest`` (in the sweep's
+    own Spark: ``result.ingested`` says what was written).
 
     Raises :class:`pipeline.tuning.SweepError` (one line: the trial, algorithm, hyperparameters and the
     underlying error) when no trial succeeds.
@@ -73,4 +77,4 @@ def run_sweep(config: PipelineConfig, resume: bool = False, console: Console | N
 
     # Ray only: the sweep's Spark lives in one actor (one RayDP app per cluster, one init_spark per process).
     with Runtime(config, start_spark=False, console=console) as runtime:
-        return sweep(config, runtime.console, resume=resume)
+        return sweep(config, runtime.console, resume=resume, ingest_missing=ingest_missing)

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 import yaml
 
 from pipeline._console import Console
-from pipeline._registry_cli import compare_command, models_command, probability, promote_command, rollback_command
+from pipeline._experiment_cli import feedback_command, score_command
+from pipeline._registry_cli import (
+    compare_command,
+    models_command,
+    probability,
+    promote_command,
+    rollback_command,
+    trace_command,
+)
 from pipeline.algorithms import check_model
 from pipeline.config import ENV_PREFIX, ConfigError, PipelineConfig, load_config
 from pipeline.errors import PipelineError
@@ -97,13 +105,10 @@ def _write_result(path: Path, record: dict[str, object]) -> None:
 
 
 def _run(config: PipelineConfig, args: argparse.Namespace) -> int:
-    from pipeline.jobs import TrainResult, ingest_if_missing, table_missing, train_and_register
+    from pipeline.jobs import TrainResult, ingest_if_missing, train_and_register
 
     if config.tuning is not None:
-        if table_missing(config):  # the sweep's Spark lives in its actor: ingest with a Spark of our own first
-            with Runtime(config) as runtime:
-                _print_ingest(ingest_if_missing(runtime.spark, config, runtime.console))
-        return _tune(config, args)
+        return _tune(config, args, ingest_missing=True)  # by the sweep's Spark actor
     with Runtime(config) as runtime:
         _print_ingest(ingest_if_missing(runtime.spark, config, runtime.console))
         result = TrainResult.of(train_and_register(runtime.spark, config, runtime.console))
@@ -116,10 +121,11 @@ def _print_ingest(written: DeltaWrite | None) -> None:
         print(f"ingested {written.rows} rows into {written.path}: Delta version {written.version}")
 
 
-def _tune(config: PipelineConfig, args: argparse.Namespace) -> int:
+def _tune(config: PipelineConfig, args: argparse.Namespace, ingest_missing: bool = False) -> int:
     from pipeline._api import run_sweep
 
-    result = run_sweep(config, resume=getattr(args, "resume", False))
+    result = run_sweep(config, resume=getattr(args, "resume", False), ingest_missing=ingest_missing)
+    _print_ingest(result.ingested)
     print(f"sweep {result.name}: {len(result.trials)} trials in {result.seconds:.0f}s ({result.path})")
     print(f"{'rank':>4} {'trial':<12} {'algorithm':<22} {result.metric:>12} {'seconds':>8}  hyperparameters")
     for rank, trial in enumerate(result.trials, start=1):
@@ -324,9 +330,35 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--a", default="@champion", help="version number or alias (default @champion)")
     compare.add_argument("--b", default="@challenger", help="version number or alias (default @challenger)")
     compare.add_argument("--apply", action="store_true", help="make b the champion if the verdict is `b better`")
+    compare.add_argument("--online", action="store_true",
+                         help="on served answers (prediction log) and their outcomes (feedback)")  # fmt: skip
     for deciding in (promote, compare):
-        deciding.add_argument("--alpha", default=0.05, type=probability, help="significance level (default 0.05)")
+        deciding.add_argument("--alpha", type=probability,
+                              help="significance level (default 0.05; online: experiment.alpha)")  # fmt: skip
         deciding.add_argument("--metric", help="the metric that decides a promotion (default: the first compared)")
+    feedback = add("feedback", feedback_command, "load outcomes of served predictions (by request id) as feedback")
+    feedback.add_argument(
+        "--from", dest="source", required=True, metavar="SOURCE", help="a Delta, Parquet or CSV source"
+    )
+    feedback.add_argument("--format", choices=["delta", "parquet", "csv"], help="default: from the path")
+    feedback.add_argument("--key", required=True, metavar="COLUMN", help="the column of request ids")
+    feedback.add_argument(
+        "--row", metavar="COLUMN", help="the column of row indexes (default: every row is row 0)"
+    )
+    feedback.add_argument("--outcome", metavar="COLUMN", help="the column of outcomes (default: data.label)")
+    score = add(
+        "score", score_command, "score a Delta, Parquet or CSV source with a registered version into Delta"
+    )
+    score.add_argument("--model", default="@champion", help="version number or alias (default @champion)")
+    score.add_argument("--input", required=True, type=Path, metavar="SOURCE", help="the rows to score")
+    score.add_argument("--format", choices=["delta", "parquet", "csv"], help="default: from the path")
+    score.add_argument("--version", type=int, help="the Delta version of the input to read (default: the latest)")
+    score.add_argument(
+        "--output", type=Path, help="the Delta table to write (default: <root>/scores/<model name>)"
+    )
+    score.add_argument("--mode", choices=["append", "overwrite"], default="append", help="default: append")
+    trace = add("trace", trace_command, "a served request: its answers, versions, MLflow runs and training data")
+    trace.add_argument("request_id", metavar="REQUEST_ID", help="an answer's request_id (x-request-id)")
     ui = add("mlflow-ui", _mlflow_ui, "start the MLflow UI on the configured tracking store")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     ui.add_argument("--port", default=5000, type=int, help="port (default 5000)")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from comparison import Comparison
+from comparison import Comparison, compare_ndcg, compare_silhouette
 from pipeline._console import Console
 from pipeline.algorithms import get_algorithm
-from pipeline.config import PipelineConfig
-from pipeline.data import DeltaWrite, ingest, open_delta
+from pipeline.config import PipelineConfig, TableSource
+from pipeline.data import DeltaWrite, ingest, open_delta, read_table, write_delta
 from pipeline.errors import PipelineError
-from pipeline.evaluation import offline_comparisons, paired_outcomes
+from pipeline.evaluation import offline_comparisons, paired_clusters, paired_ndcg, paired_outcomes
 from pipeline.export import export_scorer
 from pipeline.tracking import (
     Registration,
@@ -20,8 +21,9 @@ from pipeline.tracking import (
     load_spark_model,
     log_comparison,
     log_training,
+    model_inputs,
 )
-from pipeline.training import TrainedModel, prepare, render_report, train
+from pipeline.training import PreparedData, TrainedModel, prepare, render_report, train
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -83,11 +85,16 @@ def ingest_if_missing(spark: SparkSession, config: PipelineConfig, console: Cons
 
 
 def train_and_register(
-    spark: SparkSession, config: PipelineConfig, console: Console, parent_run_id: str | None = None
+    spark: SparkSession,
+    config: PipelineConfig,
+    console: Console,
+    parent_run_id: str | None = None,
+    prepared: PreparedData | None = None,
+    cv: dict[str, tuple[float, float]] | None = None,
 ) -> TrainingRun:
     """Train and evaluate, export the scorer through the parity gate; only then open an MLflow run and
-    register (bad data never reaches MLflow)."""
-    trained = train(spark, config, console)
+    register (bad data never reaches MLflow). A sweep's refit passes its ``prepared`` data and ``cv``."""
+    trained = train(spark, config, console, prepared=prepared, cv=cv)
     with console.timed("Exporting to ONNX and comparing it with Spark on held-out rows"):
         exported = export_scorer(trained)
     with console.timed(f"Logging the run and registering {config.tracking.registered_model!r} in MLflow"):
@@ -130,22 +137,117 @@ def compare_versions(
     data = config.data.model_copy(update={"source": source})
     with console.timed(f"Reading the test split of {source.path} (Delta version {source.version})"):
         prepared = prepare(spark, config.model_copy(update={"model": model, "data": data}))
-    if prepared.label is None:
-        raise PipelineError(f"compare: {task_b} models have no label to compare against")
     with console.timed(f"Scoring it with versions {a.version} and {b.version}"):
         model_a, model_b = (
             load_spark_model(config.tracking, a.version),
             load_spark_model(config.tracking, b.version),
         )
-        outcomes = paired_outcomes(model_a, model_b, prepared.test, prepared.label)
-    comparisons = offline_comparisons(task_b, outcomes, alpha)
+        try:
+            comparisons, rows = _paired_comparisons(task_b, prepared, model_a, model_b, config, alpha)
+        except ValueError as error:  # too few rows or users to compare on
+            raise PipelineError(f"compare: {error}") from None
     where = f"{source.path} (Delta version {prepared.snapshot.version})"
     params = {"a_version": a.version, "b_version": b.version, "a_reference": a_reference,
-              "b_reference": b_reference, "data": where, "rows": len(outcomes.label), "alpha": alpha}  # fmt: skip
+              "b_reference": b_reference, "data": where, "rows": rows, "alpha": alpha}  # fmt: skip
     figures = {}
     for found in comparisons:
         name = found.metric
         figures.update({f"{name}_a": found.a, f"{name}_b": found.b, f"{name}_difference": found.difference,
                         f"{name}_p_value": found.p_value})  # fmt: skip
     run_id = log_comparison(config.tracking, params, [found.as_row() for found in comparisons], figures)
-    return ComparisonRun(a, b, where, len(outcomes.label), comparisons, run_id)
+    return ComparisonRun(a, b, where, rows, comparisons, run_id)
+
+
+# Rows whose silhouette the bootstrap recomputes: each resample costs O(rows^2).
+CLUSTER_ROWS = 1000
+
+
+def _paired_comparisons(
+    task: str, prepared: PreparedData, model_a: Any, model_b: Any, config: PipelineConfig, alpha: float
+) -> tuple[list[Comparison], int]:
+    """The task's paired tests of the two fitted pipelines on the test split, and the rows (or users) used."""
+    if task == "clustering":
+        sample = paired_clusters(model_a, model_b, prepared.test, CLUSTER_ROWS)
+        return [compare_silhouette(*sample, alpha=alpha)], len(sample[1])
+    assert prepared.label is not None  # every other task has one
+    if task == "recommendation":
+        evaluation, columns = config.evaluation, config.model
+        als_a, als_b = (getattr(model, "stages", [model])[-1] for model in (model_a, model_b))
+        ndcg_a, ndcg_b = paired_ndcg(als_a, als_b, prepared.test, columns.user_column,
+                                     columns.item_column, prepared.label, evaluation.ranking_k,
+                                     evaluation.relevant_rating)  # fmt: skip
+        return [compare_ndcg(ndcg_a, ndcg_b, evaluation.ranking_k, alpha)], len(ndcg_a)
+    outcomes = paired_outcomes(model_a, model_b, prepared.test, prepared.label)
+    experiment = (config.experiment.metric, config.experiment.mde)
+    return offline_comparisons(task, outcomes, alpha, experiment), len(outcomes.label)
+
+
+@dataclass(frozen=True)
+class ScoreRun:
+    """A source scored by a registered version into a Delta table."""
+
+    version: VersionSummary
+    source: str  # the path, and the Delta version read
+    written: DeltaWrite
+
+
+# Spark's simple type names that hold what each MLflow signature type asks for.
+_NUMERIC = {"tinyint", "smallint", "int", "bigint", "float", "double"}
+_ACCEPTS = {"double": _NUMERIC, "float": _NUMERIC, "long": _NUMERIC, "integer": _NUMERIC, "string": {"string"},
+            "boolean": {"boolean"}, "datetime": {"timestamp", "date"}, "binary": {"binary"}}  # fmt: skip
+SCORE_COLUMNS = ("prediction", "probability")
+LINEAGE_COLUMNS = ("model", "model_version", "scorer", "source_path", "source_delta_version")
+
+
+def input_problems(expected: Sequence[tuple[str, str]], found: dict[str, str]) -> list[str]:
+    """What keeps a source with columns ``found`` (name -> Spark simple type) from being scored by a model
+    taking ``expected`` (name, MLflow type): one line per missing column or wrong type."""
+    problems = []
+    for name, kind in expected:
+        if name not in found:
+            problems.append(f"column {name!r} is missing ({kind} expected)")
+        elif found[name] not in _ACCEPTS.get(kind, {found[name]}):
+            problems.append(f"column {name!r} is {found[name]}; the model takes {kind}")
+    return problems
+
+
+def score_source(
+    spark: SparkSession, config: PipelineConfig, version: VersionSummary, source: TableSource, output: Path,
+    console: Console, mode: str = "append",
+) -> ScoreRun:  # fmt: skip
+    """Score every row of ``source`` with a registered version, in Spark, and commit the input columns, the
+    prediction columns and the lineage columns to the Delta table at ``output`` as one new version. The
+    source's columns are checked against the version's signature before anything is read or written."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    snapshot = read_table(spark, source)
+    expected = model_inputs(config.tracking, version.version)
+    if not expected:
+        raise PipelineError(f"version {version.version} was logged without a signature: its inputs are unknown")
+    problems = input_problems(
+        expected, {field.name: field.dataType.simpleString() for field in snapshot.df.schema}
+    )
+    if problems:
+        raise PipelineError(f"score --input {source.path}: " + "; ".join(problems))
+    clashes = [name for name in (*SCORE_COLUMNS, *LINEAGE_COLUMNS) if name in snapshot.df.columns]
+    if clashes:
+        raise PipelineError(
+            f"score --input {source.path}: column {clashes[0]!r} would be overwritten by the output"
+        )
+    model = load_spark_model(config.tracking, version.version)
+    scored = model.transform(snapshot.df)
+    columns = [F.col(name) for name in snapshot.df.columns]
+    columns.append(F.col("prediction").cast("double").alias("prediction"))
+    if "probability" in scored.columns:
+        columns.append(vector_to_array(F.col("probability")).alias("probability"))
+    columns += [F.lit(config.tracking.registered_model).alias("model"),
+                F.lit(version.version).alias("model_version"), F.lit("spark").alias("scorer"),
+                F.lit(snapshot.path).alias("source_path"),
+                F.lit(snapshot.version).cast("long").alias("source_delta_version")]  # fmt: skip
+    with console.timed(f"Scoring {snapshot.path} with version {version.version} into {output}"):
+        written = write_delta(
+            scored.select(*columns), output, mode="overwrite" if mode == "overwrite" else "append"
+        )
+    at = f" (Delta version {snapshot.version})" if snapshot.version is not None else ""
+    return ScoreRun(version, f"{snapshot.path}{at}", written)

@@ -1,11 +1,14 @@
-"""The Ray Serve application: one FastAPI ingress deployment that routes, scores ONNX variants in-process
-(one hop from the HTTP front) and reaches Spark-scored variants through a deployment of their own.
+"""The ingress deployment: FastAPI routes that check, route and answer requests, scoring ONNX variants
+in-process (one hop from the HTTP front) and reaching Spark-scored variants through a deployment of their
+own (serving._assembly binds them), counting every request and logging every answer.
 
 No `from __future__ import annotations` here: the ingress class is pickled by value into its replicas,
 and FastAPI needs real types (not strings to resolve against module globals) in the route signatures.
 """
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -22,8 +25,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from ray import serve
 
 from scoring import OnnxScorer
-from serving._contract import ServedVariant, VariantInputs, contract_document
+from serving._contract import ServedVariant, contract_document
+from serving._feedback import (
+    FeedbackAccepted,
+    feedback_body_schema,
+    feedback_outcomes,
+    unknown_outcomes,
+    write_known,
+)
 from serving._metrics import RequestRecord
+from serving._prediction_log import AnsweredRequest, LogCounts, PredictionLog
 from serving._requests import (
     Envelope,
     Health,
@@ -40,7 +51,7 @@ from serving._requests import (
     weights_body,
 )
 from serving._settings import AppSettings
-from serving._state import start_state, state_handle
+from serving._state import state_handle
 from serving._training import start_training, training_status
 from serving._variants import VariantAnswer, VariantSlot
 from serving.routing import WeightsError, check_weights, choose_variant
@@ -49,36 +60,16 @@ logger = logging.getLogger("ray.serve")
 INGRESS_NAME = "router"
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0})
-class SparkVariant:
-    """A variant scored by Spark (MLflow pyfunc, a local JVM): kept out of the ingress replicas."""
-
-    def __init__(self, variant: str, settings: AppSettings) -> None:
-        self.slot = VariantSlot(variant, settings.variants[variant].source, allow_spark=True)
-
-    def info(self) -> dict[str, Any]:
-        return self.slot.info()
-
-    def reload(self) -> dict[str, Any]:
-        return self.slot.reload()
-
-    def score(self, payload: dict[str, Any], ignore: str | None) -> VariantAnswer:
-        return self.slot.score(payload, ignore)
-
-    def recommend(self, payload: dict[str, Any], ignore: str | None) -> VariantAnswer:
-        return self.slot.recommend(payload, ignore)
-
-    def inputs(self) -> VariantInputs | None:
-        return self.slot.inputs()
-
-
 def _error(status: int, field_name: str, reason: str, **extra: Any) -> JSONResponse:
     return JSONResponse({**problem(field_name, reason), **extra}, status_code=status)
 
 
 def _body_schema(model: Any) -> dict[str, Any]:
-    content = {"application/json": {"schema": model.model_json_schema()}}
-    return {"requestBody": {"required": True, "content": content}}
+    return _schema_body(model.model_json_schema())
+
+
+def _schema_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def build_ingress(settings: AppSettings) -> Any:
@@ -111,6 +102,10 @@ def build_ingress(settings: AppSettings) -> Any:
             self._background: set[asyncio.Task[Any]] = set()
             # Answered requests not yet sent to the state actor: one Ray call per flush, not per request.
             self._unsent: list[RequestRecord] = []
+            self.log = (PredictionLog(settings.prediction_log, settings.log_max_buffer_rows)
+                        if settings.prediction_log else None)  # fmt: skip
+            self._log_writer: asyncio.Task[None] | None = None
+            self._trained_on: dict[str, int | None] = {}  # model version -> the Delta version it was trained on
             tags = ("variant", "version", "role", "status")
             self._ray_requests = metrics.Counter(
                 "pipeline_serve_requests", "Prediction requests by variant, version, role and status.", tags
@@ -131,13 +126,41 @@ def build_ingress(settings: AppSettings) -> Any:
 
         async def flush_metrics(self) -> None:
             """Send the requests counted here to the state actor (also called on every replica by /metrics)."""
-            if self._unsent:
+            log = self.log.take_counts() if self.log is not None else LogCounts()
+            if self._unsent or log != LogCounts():
                 records, self._unsent = self._unsent, []
                 try:
-                    await self.state.record_many.remote(records)
+                    await self.state.record_many.remote(records, dataclasses.asdict(log))
                 except Exception:
                     self._unsent = records + self._unsent  # sent again with the next flush
+                    if self.log is not None:
+                        self.log.restore_counts(log)
                     raise
+
+        async def flush_log(self) -> int:
+            """Commit this replica's buffered prediction log rows now (on a thread); the rows written."""
+            return 0 if self.log is None else await asyncio.to_thread(self.log.commit)
+
+        async def _write_log_forever(self) -> None:
+            while True:
+                await asyncio.sleep(self.settings.log_flush_seconds)
+                try:
+                    await self.flush_log()
+                except Exception as error:  # commit() keeps the rows for the next try
+                    logger.warning("prediction log flush failed: %s", error)
+
+        def __del__(self) -> None:
+            """A graceful stop (serve --stop, Ctrl-C, a redeploy; Serve calls this once in-flight requests are
+            answered): what the log holds is committed before the replica goes. Blocking is fine here."""
+            log, writer = getattr(self, "log", None), getattr(self, "_log_writer", None)
+            if writer is not None:
+                writer.cancel()
+            if log is None or not log.pending_rows:
+                return
+            written = log.commit(final=True)  # waits for a commit in flight on the writer's thread first
+            logger.info("prediction log: %d rows committed at shutdown", written)
+            with contextlib.suppress(Exception):  # the counts, without waiting: the replica is going
+                self.state.record_many.remote([], dataclasses.asdict(log.take_counts()))
 
         async def _refresh_forever(self) -> None:
             while True:
@@ -154,12 +177,22 @@ def build_ingress(settings: AppSettings) -> Any:
             remote = await asyncio.gather(*(handle.info.remote() for handle in self.handles.values()))
             infos.update({info["variant"]: info for info in remote})
             self.versions = {name: info["version"] for name, info in infos.items() if info["ready"]}
+            for info in infos.values():
+                if info["ready"]:
+                    trained_on = info.get("lineage", {}).get("data.delta_version")
+                    self._trained_on[info["version"]] = int(trained_on) if trained_on is not None else None
             return {name: infos[name] for name in self.settings.variants}
 
         async def _ensure_refresher(self) -> None:
             if self._refresher is None or self._refresher.done():
+                # A replica started after a change of weights (a replacement for a killed one) serves the
+                # app's live weights from its first request, not the config's.
+                with contextlib.suppress(Exception):
+                    self.weights = await self.state.get_weights.remote()
                 await self._refresh_versions()
                 self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
+            if self.log is not None and (self._log_writer is None or self._log_writer.done()):
+                self._log_writer = asyncio.get_running_loop().create_task(self._write_log_forever())
 
         def _routable(self) -> dict[str, float]:
             """The live weights of the variants that have a model loaded (a missing alias gets no traffic)."""
@@ -178,6 +211,17 @@ def build_ingress(settings: AppSettings) -> Any:
             """Re-resolve this replica's in-process variants (called on every replica by /admin/reload), on a
             thread: loading a version takes a second, and requests go on meanwhile on the current one."""
             return {name: await asyncio.to_thread(slot.reload) for name, slot in self.slots.items()}
+
+        async def reload_all(self) -> dict[str, Any]:
+            """Every replica of every variant re-resolves its alias (/admin/reload, the experiment watcher)."""
+            results: dict[str, list[Any]] = {name: [] for name in self.settings.variants}
+            for replica in await self._own_replicas().broadcast("reload_local").results_async():
+                for name, outcome in replica.items():
+                    results[name].append(outcome)
+            for name, handle in self.handles.items():
+                results[name] = await handle.broadcast("reload").results_async()
+            await self._refresh_versions()
+            return {"variants": results, "versions": self.versions}
 
         def apply_weights(self, weights: dict[str, float]) -> None:
             self.weights = weights
@@ -328,10 +372,14 @@ def build_ingress(settings: AppSettings) -> Any:
             version = answer.version or self.versions.get(variant, "none")
             self._count(variant, version, role, answer.status, started, envelope.rows)
             if answer.status != 200:
+                if answer.status >= 500:  # the variant's failure, not the client's: a guardrail counts it
+                    failed = orjson.dumps([{"error": answer.status}] * envelope.rows)
+                    self._log(request_id, method, variant, role, answer, envelope, body, started, failed)
                 return _error(answer.status, answer.field or "model", answer.reason or "", variant=variant)
+            self._log(request_id, method, variant, role, answer, envelope, body, started)
             shadow = self.settings.shadow
             if shadow is not None and shadow != variant and role == "routed":
-                self._in_background(self._shadow(shadow, method, envelope, request_id))
+                self._in_background(self._shadow(shadow, method, envelope, body, request_id))
             head = orjson.dumps({"request_id": request_id, "variant": variant, "model": self.settings.model_name,
                                  "version": version, "scorer": answer.scorer})  # fmt: skip
             # The predictions are JSON already: spliced in, not parsed and written again.
@@ -339,12 +387,28 @@ def build_ingress(settings: AppSettings) -> Any:
             headers = {"x-variant": variant, "x-model-version": version, "x-request-id": request_id}
             return Response(content, media_type="application/json", headers=headers)
 
+        def _log(
+            self, request_id: str, method: str, variant: str, role: str, answer: VariantAnswer,
+            envelope: Envelope, body: bytes, started: float, failed: bytes | None = None,
+        ) -> None:  # fmt: skip
+            """Hand an answered (or ``failed``) request to the prediction log (a full buffer drops it, counted)."""
+            if self.log is None:
+                return
+            version = answer.version or self.versions.get(variant, "none")
+            self.log.offer(AnsweredRequest(
+                request_id, time.time(), "recommend" if method == "recommend" else "predict", variant, role,
+                self.settings.model_name, version, self._trained_on.get(version), answer.scorer, body,
+                failed or answer.output, time.perf_counter() - started, envelope.sticky, envelope.rows,
+            ))  # fmt: skip
+
         def _in_background(self, work: Any) -> None:
             task = asyncio.get_running_loop().create_task(work)
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-        async def _shadow(self, variant: str, method: str, envelope: Envelope, request_id: str) -> None:
+        async def _shadow(
+            self, variant: str, method: str, envelope: Envelope, body: bytes, request_id: str
+        ) -> None:
             started = time.perf_counter()
             await asyncio.sleep(0)  # after the routed answer has gone out
             try:
@@ -353,6 +417,9 @@ def build_ingress(settings: AppSettings) -> Any:
                 answer = VariantAnswer.refused(500, "model", f"{type(error).__name__}: {error}")
             version = answer.version or "none"
             self._count(variant, version, "shadow", answer.status, started, envelope.rows)
+            if answer.status == 200 or answer.status >= 500:
+                failed = orjson.dumps([{"error": answer.status}] * envelope.rows) if answer.status >= 500 else None
+                self._log(request_id, method, variant, "shadow", answer, envelope, body, started, failed)
             output = orjson.loads(answer.output)[:10] if answer.status == 200 else []
             entry = {"request_id": request_id, "variant": variant, "version": version, "status": answer.status,
                      "method": method, "output": output}  # fmt: skip
@@ -391,19 +458,42 @@ def build_ingress(settings: AppSettings) -> Any:
                 await self._own_replicas().broadcast("apply_weights", self.weights).results_async()
                 return JSONResponse({"weights": self.weights})
 
+            feedback_body = _schema_body(feedback_body_schema(settings.max_batch_rows))
+            feedback_answers = {200: {"model": FeedbackAccepted}, **problems(400, 401, 413, 422, 503)}
+
+            @api.post("/feedback", openapi_extra=feedback_body, responses=feedback_answers)
+            async def feedback(self, request: Request) -> JSONResponse:
+                """Outcomes of logged predictions by request id and row (bearer token); those the prediction
+                log does not hold are counted and listed, not written."""
+                if (refused := self._authorised(request)) is not None:
+                    return refused
+                if self.settings.feedback is None or self.settings.prediction_log is None:
+                    return _error(503, "feedback", "the prediction log is off (serving.prediction_log.enabled)")
+                body = await request.body()
+                if len(body) > self.settings.max_body_bytes:
+                    return _error(413, "body", f"{len(body)} bytes; at most {self.settings.max_body_bytes}")
+                try:
+                    outcomes = feedback_outcomes(parse_json(body), self.settings.max_batch_rows)
+                except Refused as error:
+                    return JSONResponse(error.body, status_code=error.status)
+                log, lookback = self.settings.prediction_log, self.settings.feedback_lookback_days
+                unknown = await asyncio.to_thread(unknown_outcomes, log, outcomes, lookback)
+                if unknown:
+                    # Answers still in a replica's buffer are not in the table yet: commit them, look again
+                    # for those (the log is read once when every outcome is known at once).
+                    await self._own_replicas().broadcast("flush_log").results_async()
+                    unknown = await asyncio.to_thread(unknown_outcomes, log, unknown, lookback)
+                report = await asyncio.to_thread(write_known, self.settings.feedback, outcomes, unknown, "api")
+                counts = {"feedback_accepted": report.accepted, "feedback_unknown": len(report.unknown)}
+                self.state.record_many.remote([], counts)
+                return JSONResponse(report.as_json())
+
             @api.post("/admin/reload", responses=problems(401))
             async def reload(self, request: Request) -> JSONResponse:
                 """Re-resolve every variant's alias on every replica (bearer token); no restart."""
                 if (refused := self._authorised(request)) is not None:
                     return refused
-                results: dict[str, list[Any]] = {name: [] for name in self.settings.variants}
-                for replica in await self._own_replicas().broadcast("reload_local").results_async():
-                    for name, outcome in replica.items():
-                        results[name].append(outcome)
-                for name, handle in self.handles.items():
-                    results[name] = await handle.broadcast("reload").results_async()
-                await self._refresh_versions()
-                return JSONResponse({"variants": results, "versions": self.versions})
+                return JSONResponse(await self.reload_all())
 
             @api.post("/train", status_code=202, openapi_extra=_body_schema(TrainRequest),
                       responses={202: {"model": TrainAccepted}, **problems(400, 401, 403, 422, 503)})  # fmt: skip
@@ -430,41 +520,3 @@ def build_ingress(settings: AppSettings) -> Any:
                 return JSONResponse(status)
 
     return Router
-
-
-def _scaling(autoscaling: dict[str, Any] | None, replicas: int, max_per_node: int | None) -> dict[str, Any]:
-    """A deployment's replica options: Serve's autoscaling or a fixed count, and the per-node cap."""
-    options: dict[str, Any] = (
-        {"autoscaling_config": autoscaling} if autoscaling is not None else {"num_replicas": replicas}
-    )
-    if max_per_node is not None:
-        options["max_replicas_per_node"] = max_per_node
-    return options
-
-
-def build_application(settings: AppSettings) -> Any:
-    """The Serve application: the ingress (scoring ONNX variants itself) bound to one deployment per
-    Spark-scored variant; the state actor is started first."""
-    start_state(settings.app_name, settings.initial_weights)
-    remote = {}
-    for name, variant in settings.variants.items():
-        if not variant.remote:
-            continue
-        options: dict[str, Any] = {
-            "name": f"variant-{name}",
-            "ray_actor_options": {"num_cpus": variant.cpus},
-            "max_ongoing_requests": settings.max_ongoing_requests,
-            "logging_config": {"enable_access_log": False},  # the ingress logs every HTTP request already
-        }
-        options.update(_scaling(variant.autoscaling, variant.replicas, settings.max_replicas_per_node))
-        remote[name] = SparkVariant.options(**options).bind(name, settings)  # type: ignore[attr-defined]
-    ingress: dict[str, Any] = {
-        "name": INGRESS_NAME,
-        "ray_actor_options": {"num_cpus": 0},
-        # Serve's default (5) makes concurrent clients queue and back off: scoring takes well under 1 ms.
-        "max_ongoing_requests": settings.max_ongoing_requests,
-    }
-    per_node = settings.max_replicas_per_node
-    ingress.update(_scaling(settings.ingress_autoscaling, settings.ingress_replicas, per_node))
-    router = serve.deployment(**ingress)(build_ingress(settings))
-    return router.bind(remote, settings)

@@ -15,9 +15,10 @@ from typing import Any
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import PipelineError
-from serving._app import build_application
+from serving._assembly import build_application
+from serving._experiment import experiment_rules
 from serving._registry import ModelSource, needs_spark
-from serving._settings import AppSettings, VariantSettings
+from serving._settings import AppSettings, VariantSettings, WatchSettings
 from serving._state import kill_state
 
 
@@ -76,6 +77,12 @@ def app_settings(
         dashboard_url=dashboard_url,
         jobs_dir=str(config.root / ".pipeline" / "jobs"),
         algorithms=tuple(ALGORITHMS),
+        prediction_log=str(serving.prediction_log.path) if serving.prediction_log.enabled else None,
+        log_flush_seconds=serving.prediction_log.flush_seconds,
+        feedback=str(serving.feedback.path) if serving.prediction_log.enabled else None,
+        feedback_lookback_days=serving.feedback.lookback_days,
+        watch=_watch_settings(config),
+        log_max_buffer_rows=serving.prediction_log.max_buffer_rows,
     )
 
 
@@ -155,12 +162,25 @@ def wait_ready(health_url: str, timeout: float) -> dict[str, Any]:
     raise ServingError(f"the app was not ready after {timeout:.0f} s; variants not ready: {waiting or 'unknown'}")
 
 
+def _watch_settings(config: PipelineConfig) -> WatchSettings | None:
+    """The experiment watcher's settings, when the config lets the app act by itself (and it logs)."""
+    experiment, serving = config.experiment, config.serving
+    if not (experiment.auto_promote or experiment.auto_rollback) or not serving.prediction_log.enabled:
+        return None
+    return WatchSettings(serving.app_name, config.tracking, str(serving.prediction_log.path),
+                         str(serving.feedback.path), experiment_rules(experiment), experiment.auto_promote,
+                         experiment.auto_rollback, experiment.check_seconds)  # fmt: skip
+
+
 def undeploy(app_name: str) -> bool:
-    """Delete the app and its state actor; False when there was no such app."""
+    """Delete the app, its state actor and its experiment watcher; False when there was no such app."""
     from ray import serve
+
+    from serving._watch import stop_watcher
 
     known = app_name in serve.status().applications
     if known:
         serve.delete(app_name)
     kill_state(app_name)
+    stop_watcher(app_name)
     return known

@@ -7,6 +7,8 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+# The prediction log's rows by outcome, its failed commits, and the feedback outcomes taken or unknown.
+LOG_OUTCOMES = ("written", "dropped", "failed_writes", "feedback_accepted", "feedback_unknown")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -47,6 +49,7 @@ class MetricsTable:
     requests: dict[tuple[str, str, str, str], int] = field(default_factory=lambda: defaultdict(int))
     rows: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
     latency: dict[tuple[str, str, str], _Histogram] = field(default_factory=lambda: defaultdict(_Histogram))
+    log: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOG_OUTCOMES, 0))
 
     def record(self, variant: str, version: str, role: str, status: int, seconds: float, rows: int) -> None:
         """One scored (or refused) request. ``role``: routed, direct (model_id) or shadow."""
@@ -55,9 +58,11 @@ class MetricsTable:
             self.rows[(variant, version, role)] += rows
         self.latency[(variant, version, role)].observe(seconds)
 
-    def add(self, records: list[RequestRecord]) -> None:
+    def add(self, records: list[RequestRecord], log: dict[str, int] | None = None) -> None:
         for item in records:
             self.record(item.variant, item.version, item.role, item.status, item.seconds, item.rows)
+        for outcome, count in (log or {}).items():
+            self.log[outcome] = self.log.get(outcome, 0) + count
 
     def to_json(self) -> str:
         """Everything counted so far, to be stored where it outlives the process holding it."""
@@ -65,6 +70,7 @@ class MetricsTable:
             "requests": [[*key, count] for key, count in self.requests.items()],
             "rows": [[*key, count] for key, count in self.rows.items()],
             "latency": [[*key, h.counts, h.total, h.observations] for key, h in self.latency.items()],
+            "log": self.log,
         })  # fmt: skip
 
     @classmethod
@@ -77,6 +83,7 @@ class MetricsTable:
             table.rows[tuple(key)] = count
         for *key, counts, total, observations in raw["latency"]:
             table.latency[tuple(key)] = _Histogram(counts, total, observations)
+        table.log.update(raw.get("log", {}))
         return table
 
     def render(self) -> str:
@@ -115,4 +122,17 @@ class MetricsTable:
                 lines.append(f"pipeline_request_seconds_bucket{_labels(**base, le=bound)} {running}")
             lines.append(f"pipeline_request_seconds_sum{_labels(**base)} {histogram.total:.6f}")
             lines.append(f"pipeline_request_seconds_count{_labels(**base)} {histogram.observations}")
+        lines += [
+            "# HELP pipeline_prediction_log_rows_total Prediction log rows committed, or dropped (buffer full).",
+            "# TYPE pipeline_prediction_log_rows_total counter",
+            f'pipeline_prediction_log_rows_total{{outcome="written"}} {self.log.get("written", 0)}',
+            f'pipeline_prediction_log_rows_total{{outcome="dropped"}} {self.log.get("dropped", 0)}',
+            "# HELP pipeline_prediction_log_failed_writes_total Prediction log commits that failed (retried).",
+            "# TYPE pipeline_prediction_log_failed_writes_total counter",
+            f"pipeline_prediction_log_failed_writes_total {self.log.get('failed_writes', 0)}",
+            "# HELP pipeline_feedback_rows_total Outcomes posted: accepted, or unknown (not in the log).",
+            "# TYPE pipeline_feedback_rows_total counter",
+            f'pipeline_feedback_rows_total{{outcome="accepted"}} {self.log.get("feedback_accepted", 0)}',
+            f'pipeline_feedback_rows_total{{outcome="unknown"}} {self.log.get("feedback_unknown", 0)}',
+        ]
         return "\n".join(lines) + "\n"

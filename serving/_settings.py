@@ -6,6 +6,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.config import TrackingConfig
+from serving._experiment import ExperimentRules
 from serving._registry import ModelSource
 
 STATE_NAMESPACE = "pipeline-serve"
@@ -21,6 +23,20 @@ class VariantSettings:
     # Scored by Spark (no ONNX graph passed the parity gate): a deployment of its own, reached through a
     # handle, so that no ingress replica starts a JVM. Every other variant scores inside the ingress.
     remote: bool = False
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """The app acting on its experiment by itself: where the evidence is, how to judge it, what it may do."""
+
+    app_name: str
+    tracking: TrackingConfig
+    log_path: str
+    feedback_path: str
+    rules: ExperimentRules
+    auto_promote: bool
+    auto_rollback: bool
+    check_seconds: float
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,12 @@ class AppSettings:
     jobs_dir: str | None = None  # where training jobs write their outcome (JSON)
     python: str = sys.executable
     algorithms: tuple[str, ...] = ()
+    prediction_log: str | None = None  # the Delta table of answered predictions; None: not logged
+    log_flush_seconds: float = 5.0
+    log_max_buffer_rows: int = 100_000
+    feedback: str | None = None  # the Delta table of outcomes (POST /feedback); None: no prediction log
+    feedback_lookback_days: int = 30
+    watch: WatchSettings | None = None  # experiment.auto_promote or auto_rollback
 
     @property
     def state_name(self) -> str:

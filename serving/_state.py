@@ -55,9 +55,9 @@ class ServeState:
         self.weights = weights
         return weights
 
-    def record_many(self, records: list[RequestRecord]) -> None:
-        """Requests an ingress replica answered since its last flush."""
-        self.metrics.add(records)
+    def record_many(self, records: list[RequestRecord], log: dict[str, int] | None = None) -> None:
+        """Requests an ingress replica answered since its last flush, and what its prediction log did."""
+        self.metrics.add(records, log)
         _kv_put(f"{self._key}/metrics", self.metrics.to_json().encode())
 
     def record_shadow(self, entry: dict[str, Any]) -> None:

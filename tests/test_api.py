@@ -145,3 +145,4 @@ def test_the_exploration_notebook_runs_a_sweep_shows_its_leaderboard_and_plots(
     assert [str(version.version) for version in client.search_model_versions("name = 'demo-classifier'")] == ["1"]
     printed = "".join(output.get("text", "") for cell in code for output in cell.get("outputs", []))
     assert "registered demo-classifier version 1" in printed and parent in printed
+    assert "wrote 4000 rows to" in printed  # the missing table, ingested by the sweep's own Spark

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import mlflow
 import psutil
+import pytest
 
 from tests.conftest import PROJECT_ROOT, run_cli
 
@@ -30,8 +32,36 @@ def small_run_env(root: Path) -> dict[str, str]:
     }
 
 
-def test_run_then_models_then_promote(tmp_path: Path) -> None:
+# What promote and rollback print without the token: no running app is told to reload.
+RELOAD_HINT = (
+    "a running app takes the new aliases on POST http://127.0.0.1:8000/admin/reload (with the token of "
+    "PIPELINE_SERVE_TOKEN)"
+)
+
+
+def registry_cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``python -m pipeline ARGS`` for a registry command that starts no engine (promote, rollback,
+    models, a compare refused before Spark starts): the CLI's own ``main`` in this process, with ``env``
+    as the environment, which spares a Python start-up (~4 s) per call."""
+    from pipeline.cli import main
+
+    capsys.readouterr()  # what earlier calls printed
+    with monkeypatch.context() as patched:
+        for key, value in env.items():
+            patched.setenv(key, value)
+        patched.chdir(PROJECT_ROOT)
+        code = main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, captured.out, captured.err)
+
+
+def test_run_then_models_then_promote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = small_run_env(tmp_path)
+    registry = functools.partial(registry_cli, capsys, monkeypatch, env)
     run = run_cli("run", "--config", "config/pipeline.yaml", env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"ingested 4000 rows into {tmp_path}/data/demo/transactions: Delta version 0" in run.stdout
@@ -69,19 +99,19 @@ def test_run_then_models_then_promote(tmp_path: Path) -> None:
         assert "demo-classifier: @champion -> version 2 (was version 1, now @previous" in compared.stdout
     else:
         assert decided[0].startswith("not promoted: accuracy: "), decided
-        promoted = run_cli("promote", "--config", "config/pipeline.yaml", "--version", "2", env=env)
-        assert promoted.stdout.strip() == (
-            "demo-classifier: @champion -> version 2 (was version 1, now @previous: `rollback` restores it)"
-        ), promoted.stderr[-2000:]
-    rolled = run_cli("rollback", "--config", "config/pipeline.yaml", env=env)
-    assert rolled.stdout.strip() == "demo-classifier: @champion -> version 1 (rolled back from version 2)"
-    again = run_cli("rollback", "--config", "config/pipeline.yaml", env=env)
+        promoted = registry("promote", "--config", "config/pipeline.yaml", "--version", "2")
+        assert promoted.stdout.splitlines() == [
+            "demo-classifier: @champion -> version 2 (was version 1, now @previous: `rollback` restores it)",
+            RELOAD_HINT,
+        ], promoted.stderr[-2000:]
+    rolled = registry("rollback", "--config", "config/pipeline.yaml")
+    assert rolled.stdout.splitlines() == [
+        "demo-classifier: @champion -> version 1 (rolled back from version 2)", RELOAD_HINT]  # fmt: skip
+    again = registry("rollback", "--config", "config/pipeline.yaml")
     assert again.returncode == 1 and again.stderr.strip() == (
         "error: rollback: 'demo-classifier' has no @previous version (set when a promotion replaces one)"
     )
-    not_champion = run_cli(
-        "compare", "--config", "config/pipeline.yaml", "--a", "2", "--b", "1", "--apply", env=env
-    )
+    not_champion = registry("compare", "--config", "config/pipeline.yaml", "--a", "2", "--b", "1", "--apply")
     assert not_champion.returncode == 1
     assert not_champion.stderr.strip() == "error: --apply: a = 2 is not @champion; promotion replaces the champion"
     store = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db")
@@ -90,18 +120,18 @@ def test_run_then_models_then_promote(tmp_path: Path) -> None:
     (logged,) = store.search_runs([experiment.experiment_id], "tags.kind = 'comparison'")
     assert logged.data.params["b_version"] == "2" and "auc_roc_p_value" in logged.data.metrics
     assert "comparison.csv" in {item.path for item in store.list_artifacts(logged.info.run_id)}
-    unknown = run_cli("compare", "--config", "config/pipeline.yaml", "--b", "@nope", env=env)
+    unknown = registry("compare", "--config", "config/pipeline.yaml", "--b", "@nope")
     assert unknown.returncode == 1 and unknown.stderr.strip() == (
         "error: @nope: not a version or alias of 'demo-classifier' (versions ['1', '2'], aliases ['@champion'])"
     )
 
-    models = run_cli("models", "--config", "config/pipeline.yaml", env=env)
+    models = registry("models", "--config", "config/pipeline.yaml")
     assert models.returncode == 0, models.stderr
     assert "v1" in models.stdout and "@champion" in models.stdout and "delta v0" in models.stdout
 
-    promoted = run_cli("promote", "--config", "config/pipeline.yaml", "--version", "1", env=env)
-    assert promoted.stdout.strip() == "demo-classifier: @champion -> version 1 (was version 1)"
-    missing = run_cli("promote", "--config", "config/pipeline.yaml", "--version", "7", env=env)
+    promoted = registry("promote", "--config", "config/pipeline.yaml", "--version", "1")
+    assert promoted.stdout.splitlines() == ["demo-classifier: @champion -> version 1 (was version 1)", RELOAD_HINT]
+    missing = registry("promote", "--config", "config/pipeline.yaml", "--version", "7")
     assert missing.returncode == 1
     assert missing.stderr.strip() == "error: --version 7: 'demo-classifier' has versions ['1', '2']"
 

@@ -231,11 +231,24 @@ class EvaluationConfig(_Section):
     relevant_rating: float = Field(default=4.0, description="als: a test rating at least this is relevant")
 
 
+RungBudget = Literal["data", "iterations"]
+
+
 class EarlyStopping(_Section):
-    """ASHA over the algorithm's natural budget (trees for forests, iterations for boosting/linear/ALS)."""
+    """ASHA: at each rung the trailing trials stop and the rest go on with a bigger budget. The budget is
+    the fraction of the training frame fitted on (``data``: every algorithm) or the algorithm's own
+    trees / iterations (``iterations``: where it has them)."""
 
     rungs: int = Field(default=3, ge=2, le=10, description="budget levels: max/(factor^(rungs-1)) .. max")
     reduction_factor: int = Field(default=2, ge=2, le=10)
+    budget: RungBudget = Field(default="data", description="what grows from rung to rung")
+    algorithm_budgets: dict[str, RungBudget] = Field(
+        default_factory=dict, description="per algorithm, instead of `budget`"
+    )
+
+    def budget_of(self, algorithm: str) -> RungBudget:
+        """The rung budget of ``algorithm``'s trials."""
+        return self.algorithm_budgets.get(algorithm, self.budget)
 
 
 class TuningConfig(_Section):
@@ -247,7 +260,9 @@ class TuningConfig(_Section):
     space: dict[str, Any] = Field(default_factory=dict)
     algorithms: dict[str, dict[str, Any]] | None = None
     num_samples: int = Field(default=1, ge=1, le=100_000, description="random/optuna: trials; grid: repeats")
-    max_concurrent_trials: int = Field(default=2, ge=1, le=1024)
+    max_concurrent_trials: int | None = Field(
+        default=None, ge=1, le=1024, description="default: the executor cores Spark really has"
+    )
     metric: str | None = Field(default=None, description="default: the task's primary metric")
     mode: Literal["max", "min"] | None = Field(default=None, description="default: the metric's direction")
     time_budget_s: float | None = Field(default=None, gt=0)
@@ -318,6 +333,48 @@ class VariantConfig(_Section):
         return self
 
 
+class PredictionLogConfig(_Section):
+    """Every answered prediction appended to a Delta table, off the request path, in batches."""
+
+    enabled: bool = True
+    path: ProjectPath = Path("prediction_log")
+    flush_seconds: float = Field(default=5.0, gt=0, le=3600, description="how often each replica commits")
+    max_buffer_rows: int = Field(
+        default=100_000, ge=1, le=10_000_000,
+        description="rows a replica holds before committing; beyond it rows are dropped (counted in /metrics)",
+    )  # fmt: skip
+
+
+class FeedbackConfig(_Section):
+    """Outcomes of logged predictions (``POST /feedback``, ``python -m pipeline feedback``): a Delta table."""
+
+    path: ProjectPath = Path("feedback")
+    lookback_days: int = Field(
+        default=30, ge=1, le=3650,
+        description="an outcome must be for a prediction logged in the last this many days (else: unknown)",
+    )  # fmt: skip
+
+
+class ExperimentConfig(_Section):
+    """How `compare --online` judges a champion/challenger experiment from the prediction log and feedback."""
+
+    metric: Literal["accuracy", "absolute_error", "squared_error", "outcome"] = Field(
+        default="accuracy",
+        description="per answered row: a correct label, the absolute or squared error, or the outcome itself",
+    )
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="significance level of the sequential test")
+    mde: float = Field(default=0.02, gt=0, description="minimum detectable effect, in the metric's units")
+    min_samples: int = Field(default=100, ge=30, le=100_000_000, description="rows with outcomes per version")
+    max_error_rate: float = Field(default=0.01, ge=0, le=1, description="guardrail: failed rows per version")
+    max_p99_ms: float = Field(default=250.0, gt=0, description="guardrail: 99th percentile latency per version")
+    lookback_days: int = Field(default=30, ge=1, le=3650, description="log days read")
+    auto_promote: bool = Field(default=False, description="the serving app promotes @challenger on `b better`")
+    auto_rollback: bool = Field(
+        default=False, description="the serving app rolls @champion back to @previous on a guardrail breach"
+    )
+    check_seconds: float = Field(default=60.0, ge=0.5, le=86_400, description="how often the app looks (auto_*)")
+
+
 def _default_variants() -> dict[str, VariantConfig]:
     return {"champion": VariantConfig(weight=0.9), "challenger": VariantConfig(weight=0.1)}
 
@@ -367,6 +424,8 @@ class ServingConfig(_Section):
     )
     max_ongoing_requests: int = Field(default=64, ge=1, le=10_000, description="per replica, before queueing")
     refresh_seconds: float = Field(default=1.0, gt=0, le=300, description="how often replicas pick up changes")
+    prediction_log: PredictionLogConfig = _defaults()
+    feedback: FeedbackConfig = _defaults()
     data_roots: list[ProjectPath] = Field(
         # A string, not a Path: defaults are validated, and JSON validation (config sent to Ray actors) takes str.
         default_factory=lambda: ["data"],  # type: ignore[arg-type]
@@ -417,3 +476,4 @@ class PipelineConfig(_Section):
     tuning: TuningConfig | None = None
     tracking: TrackingConfig = _defaults()
     serving: ServingConfig = _defaults()
+    experiment: ExperimentConfig = _defaults()

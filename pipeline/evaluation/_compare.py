@@ -34,18 +34,30 @@ class PredictionSample:
     probability: np.ndarray | None = None  # rows x classes, for classifiers that give them
 
 
-def offline_comparisons(task: str, outcomes: PairedOutcomes, alpha: float = 0.05) -> list[Comparison]:
+# The online experiment's metric each offline one measures in the same units (its mde applies to both).
+SAME_UNITS = {"accuracy": "accuracy", "mae": "absolute_error", "mse": "squared_error"}
+
+
+def offline_comparisons(
+    task: str, outcomes: PairedOutcomes, alpha: float = 0.05, experiment: tuple[str, float] | None = None
+) -> list[Comparison]:
     """Classification: McNemar on correctness, and for two classes the paired bootstrap of the AUC (by the
-    probability of class 1). Regression: paired t-tests on absolute and on squared errors."""
+    probability of class 1). Regression: paired t-tests on absolute and on squared errors. ``experiment``
+    (its metric and minimum detectable effect) gives the metric in its units the rows still needed."""
+
+    def mde(metric: str) -> float | None:
+        return experiment[1] if experiment is not None and SAME_UNITS[metric] == experiment[0] else None
+
     label = outcomes.label
     if task == "classification":
-        found = [compare_correctness(outcomes.prediction_a == label, outcomes.prediction_b == label, alpha)]
+        correct_a, correct_b = outcomes.prediction_a == label, outcomes.prediction_b == label
+        found = [compare_correctness(correct_a, correct_b, alpha, mde("accuracy"))]
         a, b = outcomes.probability_a, outcomes.probability_b
         if a is not None and b is not None and a.shape[1] == 2 == b.shape[1] and len(np.unique(label)) == 2:
             found.append(compare_auc(label, a[:, 1], b[:, 1], alpha))
         return found
     if task == "regression":
         error_a, error_b = outcomes.prediction_a - label, outcomes.prediction_b - label
-        return [compare_errors(np.abs(error_a), np.abs(error_b), "mae", alpha),
-                compare_errors(error_a**2, error_b**2, "mse", alpha)]  # fmt: skip
+        return [compare_errors(np.abs(error_a), np.abs(error_b), "mae", alpha, mde("mae")),
+                compare_errors(error_a**2, error_b**2, "mse", alpha, mde("mse"))]  # fmt: skip
     raise PipelineError(f"compare: {task} models are not compared yet (classification and regression are)")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from comparison import ndcg_at_k
 from pipeline.evaluation._compare import PairedOutcomes, PredictionSample
 from pipeline.evaluation._metrics import majority_class_baseline
 from pipeline.evaluation._summaries import (
@@ -192,3 +193,55 @@ def prediction_sample(
     prediction = values("prediction")
     return PredictionSample(len(collected), test_rows, prediction if prediction is not None else np.empty(0),
                             values("label"), values("probability"))  # fmt: skip
+
+
+def paired_clusters(
+    model_a: Any, model_b: Any, frame: DataFrame, max_rows: int, features: str = "features", seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Up to ``max_rows`` rows of ``frame`` (a seeded sample) clustered by both fitted pipelines: each
+    model's feature vectors and cluster per row, joined on a row id."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    rows = frame.orderBy(F.rand(seed)).limit(max_rows).withColumn("__row", F.monotonically_increasing_id()).cache()
+    try:
+        joined = rows.select("__row")
+        for suffix, model in (("a", model_a), ("b", model_b)):
+            scored = model.transform(rows).select(
+                "__row", vector_to_array(F.col(features)).alias(f"__x_{suffix}"),
+                F.col("prediction").alias(f"__cluster_{suffix}"),
+            )  # fmt: skip
+            joined = joined.join(scored, "__row")
+        collected = joined.orderBy("__row").collect()
+    finally:
+        rows.unpersist()
+    if len(collected) < 2:
+        raise ValueError("fewer than 2 rows to compare the clusterings on")
+    return (np.array([row["__x_a"] for row in collected], dtype=np.float64),
+            np.array([row["__cluster_a"] for row in collected]),
+            np.array([row["__x_b"] for row in collected], dtype=np.float64),
+            np.array([row["__cluster_b"] for row in collected]))  # fmt: skip
+
+
+def paired_ndcg(
+    als_a: Any, als_b: Any, test: DataFrame, user: str, item: str, rating: str, k: int, relevant: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """NDCG@k of both ALS models for every test user with a relevant item (rated ``relevant`` or more),
+    in the same user order."""
+    from pyspark.sql import functions as F
+
+    truth = test.where(F.col(rating) >= relevant).groupBy(user).agg(F.collect_set(item).alias("relevant"))
+    relevant_items = {row[user]: set(row["relevant"]) for row in truth.collect()}
+    if len(relevant_items) < 2:
+        raise ValueError(f"fewer than 2 test users with an item rated {relevant} or more")
+    users = truth.select(user)
+    ranked = []
+    for model in (als_a, als_b):
+        recommended = model.recommendForUserSubset(users, k).select(
+            user, F.col("recommendations").getField(item).alias("items")
+        )
+        ranked.append({row[user]: list(row["items"]) for row in recommended.collect()})
+    order = sorted(relevant_items)
+    return tuple(  # type: ignore[return-value]
+        np.array([ndcg_at_k(found.get(who, []), relevant_items[who], k) for who in order]) for found in ranked
+    )

@@ -1,12 +1,50 @@
-"""Free local ports for the servers this project starts."""
+"""Free local ports for the servers this project starts.
+
+A port is taken from below the kernel's ephemeral range and above Ray's worker ports (10002-19999 by
+default). A port from the ephemeral range (what binding port 0 gives) is only free for a moment: every
+outgoing connection on the machine (Ray's gRPC channels, Spark, a database client) takes its local port
+from that range, and Ray picks its own random ports above it. A port chosen when a Ray head starts and
+bound much later (HAProxy's stats port, bound at every Serve start of a 40-minute test session) was
+seen taken by then: "cannot bind socket (Address already in use)".
+"""
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
+
+_LOWEST = 20000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_ATTEMPTS = 200
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _bindable(port: int) -> bool:
+    # On every interface, as HAProxy binds its stats port; no SO_REUSEADDR, so a port that any local
+    # socket (listening or connected) holds counts as taken.
+    with socket.socket() as probe:
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
+    """A TCP port that no local socket holds right now, outside the range the kernel and Ray hand out."""
+    highest = _first_ephemeral_port() - 1
+    if highest > _LOWEST:
+        for _ in range(_ATTEMPTS):
+            port = random.randint(_LOWEST, highest)
+            if _bindable(port):
+                return port
+    with socket.socket() as probe:  # a machine with an unusual port range: let the kernel choose
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])

@@ -6,9 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.config import TrackingConfig
-from pipeline.tracking._mlflow import CHALLENGER, CHAMPION, RegistryError, _alias_version, connect
-
-PREVIOUS = "previous"
+from pipeline.tracking._registry import CHALLENGER, CHAMPION, PREVIOUS, RegistryError, alias_version, connect
 
 
 @dataclass(frozen=True)
@@ -40,28 +38,30 @@ def promote(tracking: TrackingConfig, version: str, reason: str = "by hand",
     known = {str(v.version) for v in client.search_model_versions(f"name = '{model}'")}
     if str(version) not in known:
         raise RegistryError(f"--version {version}: {model!r} has versions {sorted(known, key=int) or 'none'}")
-    replaced = _alias_version(client, model, CHAMPION)
+    replaced = alias_version(client, model, CHAMPION)
     client.set_registered_model_alias(model, CHAMPION, str(version))
-    if _alias_version(client, model, CHALLENGER) == str(version):
+    if alias_version(client, model, CHALLENGER) == str(version):
         client.delete_registered_model_alias(model, CHALLENGER)
     if replaced is not None and replaced != str(version):
         client.set_registered_model_alias(model, PREVIOUS, replaced)
-    previous = _alias_version(client, model, PREVIOUS)
+    previous = alias_version(client, model, PREVIOUS)
     move = {"action": "promote", "alias": CHAMPION, "from_version": replaced or "none",
             "to_version": str(version), "reason": reason}  # fmt: skip
     return AliasMove(str(version), replaced, previous, _record(tracking, move, comparison_run_id))
 
 
-def rollback(tracking: TrackingConfig) -> AliasMove:
+def rollback(
+    tracking: TrackingConfig, reason: str | None = None, comparison_run_id: str | None = None
+) -> AliasMove:
     """Point @champion back at @previous (which is then cleared: a second rollback has nothing to undo)."""
     client = connect(tracking)
     model = tracking.registered_model
-    previous = _alias_version(client, model, PREVIOUS)
+    previous = alias_version(client, model, PREVIOUS)
     if previous is None:
         raise RegistryError(f"rollback: {model!r} has no @previous version (set when a promotion replaces one)")
-    replaced = _alias_version(client, model, CHAMPION)
+    replaced = alias_version(client, model, CHAMPION)
     client.set_registered_model_alias(model, CHAMPION, previous)
     client.delete_registered_model_alias(model, PREVIOUS)
     move = {"action": "rollback", "alias": CHAMPION, "from_version": replaced or "none",
-            "to_version": previous, "reason": f"rollback of version {replaced}"}  # fmt: skip
-    return AliasMove(previous, replaced, None, _record(tracking, move, None))
+            "to_version": previous, "reason": reason or f"rollback of version {replaced}"}  # fmt: skip
+    return AliasMove(previous, replaced, None, _record(tracking, move, comparison_run_id))

@@ -15,8 +15,14 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from pipeline.config import PipelineConfig, TrackingConfig
-from pipeline.errors import PipelineError
 from pipeline.export import ExportResult
+from pipeline.tracking._registry import (
+    CHALLENGER,
+    CHAMPION,
+    VersionSummary,
+    alias_version,
+    connect,
+)
 from pipeline.tracking._training_plots import training_figures
 from scoring import SCORER_ARTIFACT, SCORER_FACTORS, SCORER_ONNX, SCORER_SPEC
 
@@ -25,14 +31,8 @@ if TYPE_CHECKING:
 
     from pipeline.training import TrainedModel
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
 LINEAGE_TAGS = ("data.path", "data.format", "data.delta_version", "data.rows", "config_hash")
-
-
-class RegistryError(PipelineError):
-    """A registry operation that cannot be done (unknown model or version, unreachable store)."""
 
 
 @dataclass(frozen=True)
@@ -47,48 +47,10 @@ class Registration:
     scorer_reason: str = ""
 
 
-@dataclass(frozen=True)
-class VersionSummary:
-    version: str
-    aliases: list[str]
-    run_id: str
-    algorithm: str
-    metrics: dict[str, float]
-    tags: dict[str, str]
-
-
 def config_hash(config: PipelineConfig) -> str:
     """A short, stable hash of the resolved config (what exactly was asked for)."""
     canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def connect(tracking: TrackingConfig) -> MlflowClient:
-    """Point MLflow at the configured store (creating a sqlite file's folder) and the experiment."""
-    import mlflow
-
-    if tracking.uri.startswith("sqlite:///"):
-        Path(tracking.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(tracking.uri)
-    client = mlflow.MlflowClient(tracking_uri=tracking.uri)
-    if client.get_experiment_by_name(tracking.experiment) is None:
-        _create_experiment(client, tracking)
-    mlflow.set_experiment(tracking.experiment)
-    return client
-
-
-def _create_experiment(client: MlflowClient, tracking: TrackingConfig) -> None:
-    from mlflow.exceptions import MlflowException
-
-    location = None
-    if not tracking.uri.startswith(("http://", "https://")):  # a server keeps artifacts in its own store
-        Path(tracking.artifact_location).mkdir(parents=True, exist_ok=True)
-        location = Path(tracking.artifact_location).as_uri()
-    try:
-        client.create_experiment(tracking.experiment, artifact_location=location)
-    except MlflowException as error:  # a job started at the same moment created it first
-        if error.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
 
 
 def log_training(
@@ -194,6 +156,9 @@ def _log_spark_model(trained: TrainedModel) -> Any:
     from mlflow.models import infer_signature
 
     prepared = trained.prepared
+    # From 20 scored rows, not from the Spark schema alone (tried: no Spark job, but an integer column
+    # with nulls, which the pipeline imputes, is then typed integer and the Spark fallback refuses a
+    # real row with a missing value; pandas reads such a column as float when the rows hold a null).
     sample = prepared.test.select(*prepared.input_columns).limit(20)
     scored: Any = trained.model.transform(sample).toPandas()
     output_cols = [c for c in ("prediction",) if c in scored.columns]
@@ -254,47 +219,12 @@ def _auto_alias(client: MlflowClient, model: str, version: str) -> str:
     """@champion for the first version, @challenger after. Two jobs registering at once may both find no
     champion, and the registry has no compare-and-set: each reads the alias back after setting it, and the
     one whose claim was overwritten takes @challenger instead, so that one version is champion."""
-    if _alias_version(client, model, CHAMPION) is None:
+    if alias_version(client, model, CHAMPION) is None:
         client.set_registered_model_alias(model, CHAMPION, version)
-        if _alias_version(client, model, CHAMPION) == str(version):
+        if alias_version(client, model, CHAMPION) == str(version):
             return CHAMPION
     client.set_registered_model_alias(model, CHALLENGER, version)
     return CHALLENGER
-
-
-def _alias_version(client: MlflowClient, model: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(model, alias).version)
-    except MlflowException:
-        return None
-
-
-def list_versions(tracking: TrackingConfig) -> list[VersionSummary]:
-    """Every registered version of the configured model, newest first, with aliases and test metrics."""
-    client = connect(tracking)
-    versions = client.search_model_versions(f"name = '{tracking.registered_model}'")
-    if not versions:
-        return []
-    aliases: dict[str, list[str]] = {}
-    for alias, version in client.get_registered_model(tracking.registered_model).aliases.items():
-        aliases.setdefault(str(version), []).append(alias)
-    summaries = []
-    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
-        run = client.get_run(version.run_id) if version.run_id else None
-        metrics = {k: v for k, v in (run.data.metrics if run else {}).items() if k.startswith("test_")}
-        summaries.append(
-            VersionSummary(
-                version=str(version.version),
-                aliases=sorted(aliases.get(str(version.version), [])),
-                run_id=version.run_id or "",
-                algorithm=version.tags.get("algorithm", ""),
-                metrics=metrics,
-                tags=dict(version.tags),
-            )
-        )
-    return summaries
 
 
 def load_spark_model(tracking: TrackingConfig, reference: str) -> Any:
@@ -309,6 +239,18 @@ def load_spark_model(tracking: TrackingConfig, reference: str) -> Any:
         else f"models:/{tracking.registered_model}@{reference}"
     )
     return mlflow.spark.load_model(uri)
+
+
+def model_inputs(tracking: TrackingConfig, version: str) -> list[tuple[str, str]]:
+    """The registered version's input columns and their MLflow types (``double``, ``string``...), from the
+    signature logged with it; [] for a version logged without one."""
+    import mlflow
+
+    connect(tracking)
+    signature = mlflow.models.get_model_info(f"models:/{tracking.registered_model}/{version}").signature
+    if signature is None or signature.inputs is None:
+        return []
+    return [(str(column.name), str(column.type.name)) for column in signature.inputs.inputs]
 
 
 def version_lineage(summary: VersionSummary) -> Mapping[str, str]:

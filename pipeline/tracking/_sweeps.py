@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from pipeline.config import TrackingConfig
-from pipeline.tracking._mlflow import connect
+from pipeline.tracking._registry import connect
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,32 @@ class TrialRecord:
     error: str | None = None
     iterations: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def leaderboard_rows(trials: Sequence[TrialRecord], metric: str) -> list[dict[str, Any]]:
+    """One row per trial in the given (leaderboard) order: rank, trial, algorithm, the metric, seconds,
+    status, error and a column per hyperparameter (``hp.<name>``; empty where a trial has no such one).
+    What ``leaderboard.csv`` holds and ``SweepResult.leaderboard`` shows."""
+    names = sorted({name for trial in trials for name in trial.hyperparameters})
+    rows = []
+    for rank, trial in enumerate(trials, start=1):
+        row: dict[str, Any] = {
+            "rank": rank,
+            "trial_id": trial.trial_id,
+            "algorithm": trial.algorithm,
+            metric: trial.metrics.get(metric),
+            "seconds": round(trial.seconds, 1),
+            "status": "failed" if trial.error else "ok",
+            "error": trial.error,
+        }
+        row.update({f"hp.{name}": trial.hyperparameters.get(name) for name in names})
+        rows.append(row)
+    return rows
+
+
+def best_config(best: TrialRecord | None) -> dict[str, Any]:
+    """The winner as a ``model:`` section (what ``best_config.yaml`` holds); empty without a winner."""
+    return {} if best is None else {"algorithm": best.algorithm, "hyperparameters": dict(best.hyperparameters)}
 
 
 def start_sweep_run(
@@ -80,22 +106,19 @@ def finish_sweep_run(
     """Attach the leaderboard (CSV), its plots (``plots/trials.png``, ``plots/hyperparameters.png``) and the
     best config (YAML) to the parent run and close it."""
     client = connect(tracking)
+    rows = leaderboard_rows(leaderboard, metric)
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["rank", "trial_id", "algorithm", metric, "seconds", "status", "hyperparameters"])
-    for rank, trial in enumerate(leaderboard, start=1):
-        status = "failed" if trial.error else "ok"
-        params = yaml.safe_dump(trial.hyperparameters, default_flow_style=True).strip()
-        value = trial.metrics.get(metric, "")
-        writer.writerow([rank, trial.trial_id, trial.algorithm, value, f"{trial.seconds:.1f}", status, params])
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["rank"])
+    writer.writeheader()
+    writer.writerows(rows)
     client.log_text(parent_run_id, buffer.getvalue(), "leaderboard.csv")
     from pipeline.tracking._sweep_plots import hyperparameters_figure, trials_figure
 
     client.log_figure(parent_run_id, trials_figure(leaderboard, metric), "plots/trials.png")
     client.log_figure(parent_run_id, hyperparameters_figure(leaderboard, metric), "plots/hyperparameters.png")
     if best is not None:
-        best_config = {"model": {"algorithm": best.algorithm, "hyperparameters": best.hyperparameters}}
-        client.log_text(parent_run_id, yaml.safe_dump(best_config, sort_keys=False), "best_config.yaml")
+        section = {"model": best_config(best)}
+        client.log_text(parent_run_id, yaml.safe_dump(section, sort_keys=False), "best_config.yaml")
         client.log_param(parent_run_id, "best.algorithm", best.algorithm)
         client.log_metric(parent_run_id, f"best_validation_{metric}", float(best.metrics[metric]))
     for key, value in outcome.items():

@@ -4,9 +4,11 @@ from pipeline.training._report import render_report
 from pipeline.training._train import (
     PreparedData,
     TrainedModel,
+    assign_folds,
     build_pipeline,
     evaluate,
     feature_stages,
+    kfold_splits,
     make_estimator,
     prepare,
     train,
@@ -15,9 +17,11 @@ from pipeline.training._train import (
 __all__ = [
     "PreparedData",
     "TrainedModel",
+    "assign_folds",
     "build_pipeline",
     "evaluate",
     "feature_stages",
+    "kfold_splits",
     "make_estimator",
     "prepare",
     "render_report",

@@ -275,11 +275,21 @@ def _ranking_and_rmse(
     return metrics
 
 
-def train(spark: SparkSession, config: PipelineConfig, console: Console | None = None) -> TrainedModel:
-    """Prepare, fit on the training split, evaluate on the test split (and k-fold CV if configured)."""
+def train(
+    spark: SparkSession,
+    config: PipelineConfig,
+    console: Console | None = None,
+    prepared: PreparedData | None = None,
+    cv: dict[str, tuple[float, float]] | None = None,
+) -> TrainedModel:
+    """Prepare, fit on the training split, evaluate on the test split (and k-fold CV if configured).
+
+    A sweep's refit passes what it already has: ``prepared`` (the data read, checked, profiled and split
+    once) and ``cv`` (the winner's mean and std over the same folds, from its trial).
+    """
     console = console or Console(quiet=True)
     started = time.monotonic()
-    prepared = prepare(spark, config, console)
+    prepared = prepared or prepare(spark, config, console)
     pipeline = build_pipeline(prepared, config)
     train_frame = prepared.train.cache()
     train_rows = train_frame.count()
@@ -289,9 +299,10 @@ def train(spark: SparkSession, config: PipelineConfig, console: Console | None =
             f"data.split: {train_rows} training rows and {'some' if train_rows == 0 else 'no'} test rows; "
             "need both non-empty (more rows or another test_fraction)"
         )
-    cv: dict[str, tuple[float, float]] = {}
-    if config.evaluation.cv_folds:
-        cv = _cross_validate(prepared, pipeline, train_frame, config, console)
+    if cv is None:
+        cv = (
+            _cross_validate(prepared, pipeline, train_frame, config, console) if config.evaluation.cv_folds else {}
+        )
     with console.timed(f"Fitting {prepared.algorithm.name} on {train_rows} rows"):
         fit_started = time.monotonic()
         model = pipeline.fit(train_frame)
@@ -330,18 +341,38 @@ def train(spark: SparkSession, config: PipelineConfig, console: Console | None =
     )
 
 
+_FOLD_COL = "__fold"
+
+
+def assign_folds(frame: DataFrame, folds: int, seed: int) -> DataFrame:
+    """``frame`` with each row's fold (0..folds-1): the one k-fold assignment, shared by ``train``'s CV and
+    a sweep's folds, so the same seed over the same training split gives both the same folds."""
+    from pyspark.sql import functions as F
+
+    return frame.withColumn(_FOLD_COL, F.floor(F.rand(seed=seed) * folds))
+
+
+def kfold_splits(assigned: DataFrame, folds: int) -> list[tuple[DataFrame, DataFrame]]:
+    """The k (the other folds, this fold) pairs of a frame from :func:`assign_folds`."""
+    from pyspark.sql import functions as F
+
+    return [
+        (
+            assigned.where(F.col(_FOLD_COL) != fold).drop(_FOLD_COL),
+            assigned.where(F.col(_FOLD_COL) == fold).drop(_FOLD_COL),
+        )
+        for fold in range(folds)
+    ]
+
+
 def _cross_validate(
     prepared: PreparedData, pipeline: Any, frame: DataFrame, config: PipelineConfig, console: Console
 ) -> dict[str, tuple[float, float]]:
-    from pyspark.sql import functions as F
-
     folds = config.evaluation.cv_folds or 0
-    assigned = frame.withColumn("__fold", F.floor(F.rand(seed=config.data.split.seed) * folds)).cache()
+    assigned = assign_folds(frame, folds, config.data.split.seed).cache()
     per_fold: dict[str, list[float]] = {}
-    for fold in range(folds):
+    for fold, (fold_train, fold_test) in enumerate(kfold_splits(assigned, folds)):
         with console.timed(f"Cross-validation fold {fold + 1}/{folds}"):
-            fold_train = assigned.where(F.col("__fold") != fold).drop("__fold")
-            fold_test = assigned.where(F.col("__fold") == fold).drop("__fold")
             fitted = pipeline.fit(fold_train)
             for name, value in evaluate(prepared, fitted, fold_test, config).items():
                 per_fold.setdefault(name, []).append(value)

@@ -1,17 +1,21 @@
 """Ray Tune sweeps over MLlib estimators on one shared Spark session (a long-lived Ray actor)."""
 
+from pipeline.tuning._result import SweepResult
 from pipeline.tuning._space import (
+    Concurrency,
     Dimension,
+    Rung,
     SearchSpace,
     budget_levels,
     check_tuning,
     parse_space,
+    trial_rungs,
+    trials_at_a_time,
     tuning_objective,
 )
 from pipeline.tuning._trainer import TRAINER_NAME, SparkTrainer
 from pipeline.tuning._tune import (
     SweepError,
-    SweepResult,
     no_success_message,
     param_space,
     run_sweep,
@@ -20,7 +24,9 @@ from pipeline.tuning._tune import (
 
 __all__ = [
     "TRAINER_NAME",
+    "Concurrency",
     "Dimension",
+    "Rung",
     "SearchSpace",
     "SparkTrainer",
     "SweepError",
@@ -32,5 +38,7 @@ __all__ = [
     "parse_space",
     "run_sweep",
     "sweep_name",
+    "trial_rungs",
+    "trials_at_a_time",
     "tuning_objective",
 ]

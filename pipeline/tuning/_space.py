@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pipeline.algorithms import ALGORITHMS, ParamSpec, get_algorithm
-from pipeline.config import ConfigError, PipelineConfig, Problem, TuningConfig
+from pipeline.config import ConfigError, EarlyStopping, PipelineConfig, Problem, TuningConfig
 from pipeline.evaluation import BINARY_ONLY, TASK_METRICS, direction, task_metrics
 
 Distribution = Literal["grid", "uniform", "loguniform", "randint", "choice"]
@@ -106,9 +106,7 @@ def check_tuning(config: PipelineConfig) -> list[Problem]:
         if tuning.metric not in allowed:
             problems.append(("tuning.metric", tuning.metric, f"choose one of {list(allowed)}"))
     if tuning.early_stopping is not None:
-        without = [a for a in spaces if a in ALGORITHMS and ALGORITHMS[a].budget_param is None]
-        if without:
-            problems.append(("tuning.early_stopping", "asha", f"{without} have no training budget to stop early"))
+        problems += _rung_budget_problems(tuning.early_stopping, list(spaces))
     if not any(spaces.values()) and tuning.search == "grid":
         problems.append((where, {}, "empty search space: give at least one hyperparameter with values"))
     return problems
@@ -118,6 +116,72 @@ def budget_levels(maximum: int, rungs: int, factor: int) -> list[int]:
     """ASHA's budgets, smallest first: ``maximum / factor**(rungs-1) ... maximum`` (at least 1, distinct)."""
     levels = sorted({max(1, math.ceil(maximum / factor**step)) for step in range(rungs)})
     return levels
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One ASHA rung of a trial: fit on ``fraction`` of the training frame with ``hyperparameters``."""
+
+    budget: float  # what the trial reports: the fraction, or the trees / iterations
+    fraction: float
+    hyperparameters: dict[str, Any]
+
+
+def trial_rungs(early_stopping: EarlyStopping, algorithm: str, hyperparameters: Mapping[str, Any]) -> list[Rung]:
+    """The rungs of one trial, smallest first. ``data``: the fraction of the training frame grows
+    ``1/factor**(rungs-1) .. 1``; ``iterations``: the algorithm's budget parameter grows the same way
+    (each rung is a fit of its own: MLlib cannot continue one)."""
+    rungs, factor = early_stopping.rungs, early_stopping.reduction_factor
+    if early_stopping.budget_of(algorithm) == "data":
+        fractions = [1 / factor**step for step in reversed(range(rungs))]
+        return [Rung(fraction, fraction, dict(hyperparameters)) for fraction in fractions]
+    spec = get_algorithm(algorithm)
+    if spec.budget_param is None:  # refused by check_tuning before anything starts
+        raise ValueError(f"{algorithm} has no trees or iterations to grow")
+    maximum = int(spec.merged(dict(hyperparameters))[spec.budget_param])
+    return [
+        Rung(level, 1.0, {**hyperparameters, spec.budget_param: level})
+        for level in budget_levels(maximum, rungs, factor)
+    ]
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """How many trials run at a time, and the line that says why."""
+
+    trials: int
+    note: str
+
+
+def trials_at_a_time(configured: int | None, planned_cores: int, spark_cores: int) -> Concurrency:
+    """``tuning.max_concurrent_trials``, or by default one trial per executor core Spark really has
+    (no more than the config plans: the Spark actor's threads are sized from it)."""
+    if configured is None:
+        trials = max(1, min(planned_cores, spark_cores))
+        return Concurrency(trials, f"{trials} trial(s) at a time: one per executor core Spark has")
+    if configured > spark_cores:
+        return Concurrency(configured, f"{configured} trials at a time on {spark_cores} executor core(s): "
+                                       "they share them (a FAIR pool each)")  # fmt: skip
+    return Concurrency(configured, f"{configured} trial(s) at a time (tuning.max_concurrent_trials)")
+
+
+def _rung_budget_problems(early_stopping: EarlyStopping, algorithms: list[str]) -> list[Problem]:
+    problems: list[Problem] = []
+    for algorithm, budget in early_stopping.algorithm_budgets.items():
+        if algorithm not in algorithms:
+            problems.append((f"tuning.early_stopping.algorithm_budgets.{algorithm}", budget,
+                             f"not an algorithm of this sweep; its algorithms: {algorithms}"))  # fmt: skip
+    for algorithm in algorithms:
+        spec = ALGORITHMS.get(algorithm)
+        if spec is None or spec.budget_param is not None or early_stopping.budget_of(algorithm) != "iterations":
+            continue
+        where = (
+            f"tuning.early_stopping.algorithm_budgets.{algorithm}"
+            if algorithm in early_stopping.algorithm_budgets
+            else "tuning.early_stopping.budget"
+        )
+        problems.append((where, "iterations", f"{algorithm} has no trees or iterations to grow; use data"))
+    return problems
 
 
 def _algorithm_spaces(config: PipelineConfig) -> dict[str, Mapping[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pipeline._console import Console
@@ -18,11 +19,19 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import PipelineError
 from pipeline.evaluation import mean_and_std
 from pipeline.runtime import find_java, prepare_process_environment, start_spark, stop_spark
-from pipeline.training import evaluate, feature_stages, make_estimator, prepare
+from pipeline.training import (
+    assign_folds,
+    evaluate,
+    feature_stages,
+    kfold_splits,
+    make_estimator,
+    prepare,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
+    from pipeline.data import DeltaWrite
     from pipeline.jobs import TrainResult
 
 TRAINER_NAME = "pipeline-spark-trainer"
@@ -32,15 +41,21 @@ _FAIR = {"spark.scheduler.mode": "FAIR"}
 class SparkTrainer:
     """Owns Spark for a sweep. Created as a Ray actor (``num_cpus=0``, ``max_concurrency`` >= trials)."""
 
-    def __init__(self, config_json: str) -> None:
+    def __init__(self, config_json: str, ingest_missing: bool = False) -> None:
         self.config = PipelineConfig.model_validate_json(config_json)
         prepare_process_environment(find_java())
         self.spark = start_spark(self.config.spark, local=self.config.ray.address is None, extra=_FAIR)
         self._folds: dict[tuple[bool, bool], list[tuple[DataFrame, DataFrame]]] = {}
         self._lock = threading.Lock()
         self._failure: PipelineError | None = None
+        self.ingested: DeltaWrite | None = None
         try:
+            if ingest_missing:  # in this Spark: a second Spark app for the ingest would cost its start-up
+                from pipeline.jobs import ingest_if_missing
+
+                self.ingested = ingest_if_missing(self.spark, self.config, Console(quiet=True))
             self.prepared = prepare(self.spark, self.config)
+            self.cores = self._executor_cores()  # once, after prepare's jobs: the executors are up by then
         except PipelineError as error:  # bad data: reported by describe(), so the driver can say it plainly
             self._failure = error
 
@@ -55,10 +70,15 @@ class SparkTrainer:
             "lineage": snapshot.lineage(),
             "features": len(self.prepared.input_columns),
             "label_classes": self.prepared.label_classes,
+            "ingested": self.ingested,
+            "cores": self.cores,
         }
 
-    def fit(self, algorithm: str, hyperparameters: dict[str, Any], pool: str) -> dict[str, float]:
-        """Fit ``algorithm`` on the cached training folds, return mean validation metrics (and their std)."""
+    def fit(
+        self, algorithm: str, hyperparameters: dict[str, Any], pool: str, fraction: float = 1.0
+    ) -> dict[str, float]:
+        """Fit ``algorithm`` on the cached training folds (on a ``fraction`` sample of each: an ASHA rung),
+        return mean validation metrics (and their std) on the whole validation folds."""
         self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
         try:
             spec = get_algorithm(algorithm)
@@ -67,6 +87,8 @@ class SparkTrainer:
             started = time.monotonic()
             per_fold: dict[str, list[float]] = {}
             for fit_frame, validation in folds:
+                if fraction < 1.0:  # nested samples (one seed); MLlib's iterative fits persist their input
+                    fit_frame = fit_frame.sample(fraction=fraction, seed=self.config.data.split.seed)
                 model = make_estimator(self.prepared, self.config, spec, params).fit(fit_frame)
                 for name, value in evaluate(self.prepared, model, validation, self.config).items():
                     per_fold.setdefault(name, []).append(value)
@@ -80,9 +102,17 @@ class SparkTrainer:
             self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]
 
     def refit_and_register(
-        self, algorithm: str, hyperparameters: dict[str, Any], parent_run_id: str
+        self,
+        algorithm: str,
+        hyperparameters: dict[str, Any],
+        parent_run_id: str,
+        cv: dict[str, tuple[float, float]] | None = None,
     ) -> TrainResult:
-        """Refit the winner on the whole training split, test it, log it under the sweep and register it."""
+        """Refit the winner on the whole training split, test it, log it under the sweep and register it.
+
+        The data is not read, checked or profiled again (the trials' split is reused); ``cv`` is the
+        winner's CV from its trial (the same folds), so the refit does not fit them again.
+        """
         from pipeline.jobs import TrainResult, train_and_register
 
         source = self.config.data.source.model_copy(update={"version": self.prepared.snapshot.version})
@@ -94,11 +124,23 @@ class SparkTrainer:
                 "data": self.config.data.model_copy(update={"source": source}),
             }
         )
-        run = train_and_register(self.spark, config, Console(quiet=True), parent_run_id=parent_run_id)
+        spec = get_algorithm(algorithm)
+        prepared = replace(self.prepared, algorithm=spec, hyperparameters=spec.merged(hyperparameters))
+        run = train_and_register(
+            self.spark, config, Console(quiet=True), parent_run_id=parent_run_id, prepared=prepared, cv=cv
+        )
         return TrainResult.of(run)
 
     def stop(self) -> None:
         stop_spark()
+
+    def _executor_cores(self) -> int:
+        """The cores of the executors that did start (RayDP may start fewer than asked on a busy cluster)."""
+        context = self.spark.sparkContext
+        executors = context._jsc.sc().statusTracker().getExecutorInfos()
+        per_executor = int(context.getConf().get("spark.executor.cores", "1") or 1)
+        started = len(executors) - 1  # the driver is listed too
+        return started * per_executor if started > 0 else context.defaultParallelism
 
     def _cached_folds(self, non_negative: bool, center: bool) -> list[tuple[DataFrame, DataFrame]]:
         """(fit, validation) frames with features computed, built once per feature variant."""
@@ -109,20 +151,12 @@ class SparkTrainer:
 
     def _build_folds(self, non_negative: bool, center: bool) -> list[tuple[DataFrame, DataFrame]]:
         from pyspark.ml import Pipeline
-        from pyspark.sql import functions as F
 
         train = self.prepared.train
         seed = self.config.data.split.seed
         folds = self.config.evaluation.cv_folds
         if folds:
-            assigned = train.withColumn("__fold", F.floor(F.rand(seed=seed) * folds))
-            splits = [
-                (
-                    assigned.where(F.col("__fold") != i).drop("__fold"),
-                    assigned.where(F.col("__fold") == i).drop("__fold"),
-                )
-                for i in range(folds)
-            ]
+            splits = kfold_splits(assign_folds(train, folds, seed), folds)
         else:
             fraction = self.config.tuning.validation_fraction if self.config.tuning else 0.2
             fit_part, validation = train.randomSplit([1 - fraction, fraction], seed=seed)

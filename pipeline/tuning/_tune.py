@@ -5,33 +5,18 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline._console import Console
-from pipeline.algorithms import get_algorithm
-from pipeline.config import PipelineConfig, TuningConfig
+from pipeline.config import EarlyStopping, PipelineConfig, TuningConfig
 from pipeline.errors import PipelineError
 from pipeline.runtime import HEAD_NODE_RESOURCE
-from pipeline.tracking import (
-    TrialRecord,
-    config_hash,
-    finish_sweep_run,
-    hyperparameters_figure,
-    log_trial_runs,
-    start_sweep_run,
-    trials_figure,
-)
-from pipeline.tuning._space import SearchSpace, budget_levels, parse_space, tuning_objective
+from pipeline.tracking import TrialRecord, config_hash, finish_sweep_run, log_trial_runs, start_sweep_run
+from pipeline.tuning._result import SweepResult, trial_cv
+from pipeline.tuning._space import SearchSpace, parse_space, trial_rungs, trials_at_a_time, tuning_objective
 from pipeline.tuning._trainer import TRAINER_NAME, SparkTrainer
-
-if TYPE_CHECKING:
-    import pandas as pd
-    from matplotlib.figure import Figure
-
-    from pipeline.jobs import TrainResult
 
 _STATE_FILE = "pipeline_sweep.json"  # beside Tune's own experiment state: the MLflow parent run id
 
@@ -40,65 +25,11 @@ class SweepError(PipelineError):
     """A sweep that cannot run or produced no successful trial."""
 
 
-@dataclass(frozen=True)
-class SweepResult:
-    """A finished sweep: every trial, the best, and the refit model registered from it."""
+def _single_node() -> bool:
+    """Whether the Ray cluster this process is connected to has one live node."""
+    import ray
 
-    name: str
-    path: str  # Ray Tune's experiment folder (what ``resume`` restores)
-    metric: str
-    mode: str  # "max" or "min"
-    trials: list[TrialRecord]  # leaderboard order: best first, failed trials last
-    parent_run_id: str  # the sweep's MLflow run; the trials are its child runs
-    refit: TrainResult | None  # the best refit on the whole training split, tested and registered
-    seconds: float  # everything, from starting the Spark actor to closing the MLflow run
-    trials_seconds: float = 0.0  # Tune running the trials
-    refit_seconds: float = 0.0  # refitting, testing, logging and registering the best
-
-    @property
-    def best(self) -> TrialRecord | None:
-        ok = [trial for trial in self.trials if not trial.error and self.metric in trial.metrics]
-        return ok[0] if ok else None
-
-    @property
-    def best_config(self) -> dict[str, Any]:
-        """The winner as a ``model:`` section (what ``best_config.yaml`` in the parent run holds)."""
-        best = self.best
-        return {} if best is None else {"algorithm": best.algorithm, "hyperparameters": dict(best.hyperparameters)}
-
-    @property
-    def version(self) -> int | None:
-        """The registered version of the refit best, if any."""
-        return None if self.refit is None else self.refit.version
-
-    @property
-    def leaderboard(self) -> pd.DataFrame:
-        """One row per trial, best first (index: rank): trial, algorithm, the metric, seconds, status,
-        error, and a column per hyperparameter (``hp.<name>``)."""
-        import pandas as pd
-
-        rows = []
-        for rank, trial in enumerate(self.trials, start=1):
-            row: dict[str, Any] = {
-                "rank": rank,
-                "trial_id": trial.trial_id,
-                "algorithm": trial.algorithm,
-                self.metric: trial.metrics.get(self.metric),
-                "seconds": round(trial.seconds, 1),
-                "status": "failed" if trial.error else "ok",
-                "error": trial.error,
-            }
-            row.update({f"hp.{key}": value for key, value in sorted(trial.hyperparameters.items())})
-            rows.append(row)
-        return pd.DataFrame(rows).set_index("rank")
-
-    def plot_trials(self) -> Figure:
-        """The validation metric per trial (the figure logged to the parent run as ``plots/trials.png``)."""
-        return trials_figure(self.trials, self.metric)
-
-    def plot_hyperparameters(self) -> Figure:
-        """The metric per varied hyperparameter (logged to the parent run as ``plots/hyperparameters.png``)."""
-        return hyperparameters_figure(self.trials, self.metric)
+    return sum(1 for node in ray.nodes() if node.get("Alive")) <= 1
 
 
 def sweep_name(config: PipelineConfig, resume: bool = False) -> str:
@@ -151,7 +82,8 @@ def _point(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def run_trial(params: dict[str, Any]) -> None:
-    """A Tune trial: ask the Spark actor to fit; with early stopping, once per budget level (a rung)."""
+    """A Tune trial: ask the Spark actor to fit; with early stopping, once per rung (a growing fraction
+    of the training frame, or growing trees / iterations), reporting after each."""
     import ray
     from ray import tune
 
@@ -159,20 +91,20 @@ def run_trial(params: dict[str, Any]) -> None:
     trainer: Any = ray.get_actor(TRAINER_NAME)
     pool = tune.get_context().get_trial_id() or "trial"
     app = ray.get(trainer.describe.remote())["app"]  # recorded per trial: every trial shares one Spark app
-    rungs = params.get("_rungs")
-    spec = get_algorithm(algorithm)
-    if rungs and spec.budget_param:
-        maximum = int(spec.merged(hyperparameters)[spec.budget_param])
-        for budget in budget_levels(maximum, rungs["rungs"], rungs["factor"]):
-            budgeted = {**hyperparameters, spec.budget_param: budget}
-            metrics: dict[str, float] = dict(ray.get(trainer.fit.remote(algorithm, budgeted, pool)))
-            tune.report({**metrics, "budget": budget, "spark_app": app})
+    if "_early_stopping" not in params:
+        tune.report({**ray.get(trainer.fit.remote(algorithm, hyperparameters, pool)), "spark_app": app})
         return
-    tune.report({**ray.get(trainer.fit.remote(algorithm, hyperparameters, pool)), "spark_app": app})
+    early_stopping = EarlyStopping.model_validate(params["_early_stopping"])
+    for rung in trial_rungs(early_stopping, algorithm, hyperparameters):
+        metrics = ray.get(trainer.fit.remote(algorithm, rung.hyperparameters, pool, rung.fraction))
+        tune.report({**metrics, "budget": rung.budget, "spark_app": app})
 
 
-def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) -> SweepResult:
+def run_sweep(
+    config: PipelineConfig, console: Console, resume: bool = False, ingest_missing: bool = False
+) -> SweepResult:
     """Run (or resume) the configured sweep, log it to MLflow, then refit, test and register the best.
+    With ``ingest_missing``, a missing Delta table is first written from ``data.ingest`` (by the actor).
 
     Ray must be running; this process must not own a Spark session (the actor does).
     """
@@ -203,11 +135,13 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
     model = config.model.model_copy(update={"algorithm": first, "hyperparameters": {}})
     trainer_config = config.model_copy(update={"model": model})
     remote: Any = ray.remote
-    actor_class = remote(num_cpus=0, max_concurrency=tuning.max_concurrent_trials + 4)(SparkTrainer)
+    planned_cores = config.spark.num_executors * config.spark.executor_cores
+    most = tuning.max_concurrent_trials or planned_cores
+    actor_class = remote(num_cpus=0, max_concurrency=most + 4)(SparkTrainer)
     with console.timed("Starting the Spark-owning actor (reads the data once, caches the features)"):
         # On the head node, with RayDP's masters: losing a worker node must not take the Spark driver.
         placed = actor_class.options(name=TRAINER_NAME, resources={HEAD_NODE_RESOURCE: 0.001})
-        trainer = placed.remote(trainer_config.model_dump_json())
+        trainer = placed.remote(trainer_config.model_dump_json(), ingest_missing)
         try:
             described = ray.get(trainer.describe.remote())
         except Exception as error:
@@ -216,22 +150,28 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
             if isinstance(cause, PipelineError):
                 raise cause from None  # bad data: one clear line, not Ray's traceback
             raise
+    ingested = described["ingested"]
+    if ingested is not None:
+        console.step(f"No table at {ingested.path} yet: ingested {ingested.rows} rows (Delta version "
+                     f"{ingested.version})")  # fmt: skip
     console.step(f"Spark app {described['app']} (UI {described['ui']}) serves every trial")
+    concurrency = trials_at_a_time(tuning.max_concurrent_trials, planned_cores, described["cores"])
+    console.step(concurrency.note)
     try:
         # The label's classes are known now: a multiclass label is judged by F1, and cannot be by AUC.
         metric, mode = tuning_objective(config, described["label_classes"])
-        parent_run_id = _parent_run(config, name, metric, described, state_file, resume)
+        parent_run_id = _parent_run(config, name, metric, described, state_file, resume, concurrency.trials)
         trainable = tune.with_resources(run_trial, {"cpu": tuning.trial_cpus})
         space_params = param_space(config, space)
         scheduler = None
         if tuning.early_stopping is not None:
-            rungs = tuning.early_stopping
-            space_params["_rungs"] = {"rungs": rungs.rungs, "factor": rungs.reduction_factor}
+            early_stopping = tuning.early_stopping
+            space_params["_early_stopping"] = early_stopping.model_dump()  # kept by Tune for a resume
             scheduler = ASHAScheduler(
                 time_attr="training_iteration",
-                max_t=rungs.rungs,
+                max_t=early_stopping.rungs,
                 grace_period=1,
-                reduction_factor=rungs.reduction_factor,
+                reduction_factor=early_stopping.reduction_factor,
             )
         if resume:
             console.step(f"Resuming {name} from {experiment_dir}: finished trials are kept")
@@ -244,10 +184,15 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
                     metric=metric,
                     mode=mode,
                     num_samples=tuning.num_samples,
-                    max_concurrent_trials=tuning.max_concurrent_trials,
+                    max_concurrent_trials=concurrency.trials,
                     time_budget_s=tuning.time_budget_s,
                     scheduler=scheduler,
                     search_alg=_searcher(tuning, metric, mode, config.data.split.seed),
+                    # A trial is a thin caller of the Spark actor: on one machine, one worker process runs
+                    # trial after trial instead of a new process (~1-2 s of start-up) per trial. On a
+                    # cluster each trial gets a new one, placed afresh: reused ones stayed on the nodes
+                    # they first landed on (seen: all six trials of a 3-node sweep on the head).
+                    reuse_actors=_single_node(),
                 ),
                 run_config=tune.RunConfig(
                     name=name,
@@ -269,9 +214,10 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
         refit_started = time.monotonic()
         if best is not None:
             with console.timed(f"Refitting the best ({best.algorithm}) on the whole training split"):
+                cv = trial_cv(best) if config.evaluation.cv_folds and tuning.early_stopping is None else None
                 try:
                     refit = ray.get(
-                        trainer.refit_and_register.remote(best.algorithm, best.hyperparameters, parent_run_id)
+                        trainer.refit_and_register.remote(best.algorithm, best.hyperparameters, parent_run_id, cv)
                     )
                 except Exception as error:  # one line naming what was refit, not Ray's wrapper
                     chosen = f"{best.algorithm}, {json.dumps(best.hyperparameters, sort_keys=True)}"
@@ -291,7 +237,7 @@ def run_sweep(config: PipelineConfig, console: Console, resume: bool = False) ->
         if best is None:
             raise SweepError(no_success_message(name, trials, parent_run_id))
         return SweepResult(name, str(experiment_dir), metric, mode, trials, parent_run_id, refit,
-                           time.monotonic() - started, trials_seconds, refit_seconds)  # fmt: skip
+                           time.monotonic() - started, trials_seconds, refit_seconds, ingested)  # fmt: skip
     finally:
         try:
             ray.get(trainer.stop.remote(), timeout=60)
@@ -327,7 +273,13 @@ def _searcher(tuning: TuningConfig, metric: str, mode: str, seed: int) -> Any:
 
 
 def _parent_run(
-    config: PipelineConfig, name: str, metric: str, described: dict[str, Any], state_file: Path, resume: bool
+    config: PipelineConfig,
+    name: str,
+    metric: str,
+    described: dict[str, Any],
+    state_file: Path,
+    resume: bool,
+    concurrent_trials: int,
 ) -> str:
     if resume and state_file.exists():
         return str(json.loads(state_file.read_text())["parent_run_id"])
@@ -337,7 +289,7 @@ def _parent_run(
         "search": tuning.search,
         "metric": metric,
         "num_samples": tuning.num_samples,
-        "max_concurrent_trials": tuning.max_concurrent_trials,
+        "max_concurrent_trials": concurrent_trials,
         "space": json.dumps(tuning.algorithms or {config.model.algorithm: tuning.space}),
     }
     run_id = start_sweep_run(config.tracking, name, tags, params)

@@ -2,7 +2,7 @@
 it with `ray.address` set: Spark executors and trials on both nodes, Serve replicas on both nodes, and
 what survives when a Spark executor, a node's replicas or the whole worker node is SIGKILLed.
 
-One module, one cluster: the tests run in file order and each leaves a two-node cluster behind."""
+One module, one cluster: the tests run in file order and each leaves (at least) two nodes behind."""
 
 from __future__ import annotations
 
@@ -70,25 +70,14 @@ def project(tmp_path_factory: pytest.TempPathFactory, cluster: LocalCluster) -> 
     return root
 
 
-def test_a_sweep_spreads_executors_and_trials_over_both_nodes(project: Path, cluster: LocalCluster) -> None:
-    before_executors = set(cluster.actor_nodes(EXECUTOR_CLASS))
-    before_trials = set(cluster.actor_nodes(TRIAL_CLASS))
-    config = _config(project, cluster, tuning=_sweep([4, 8, 12, 16], "spread"))
-    swept = run_cli("tune", "--config", str(config), timeout=900)
-    assert swept.returncode == 0, swept.stderr[-3000:]
-    nodes = {node["node_id"] for node in cluster.alive_nodes()}
-    executors = {a: n for a, n in cluster.actor_nodes(EXECUTOR_CLASS).items() if a not in before_executors}
-    trials = {a: n for a, n in cluster.actor_nodes(TRIAL_CLASS).items() if a not in before_trials}
-    assert len(executors) == 2 and set(executors.values()) == nodes, (executors, nodes)
-    assert len(trials) == 4 and set(trials.values()) == nodes, (trials, nodes)
-    # The Spark driver's side stays on the head: its actor and RayDP's Spark master.
-    head = cluster.head_node_id()
-    drivers = [
-        actor
-        for name in ("SparkTrainer", "RayDPSparkMaster")
-        for actor in cluster.state("actors", f"class_name={name}")
-    ]
-    assert drivers and {actor["node_id"] for actor in drivers} == {head}, drivers
+@pytest.fixture(scope="module")
+def trained(project: Path, cluster: LocalCluster) -> Path:
+    """The result record of one undisturbed `train` on the cluster (its model registered as @champion):
+    what the serving test serves and what the executor-kill test's disturbed train must equal."""
+    result = project / "undisturbed.json"
+    first = run_cli("train", "--config", str(_config(project, cluster)), "--result", str(result), timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    return result
 
 
 class _Stream:
@@ -148,10 +137,8 @@ def _served(config: Path) -> Iterator[dict[str, str]]:
 
 
 def test_serving_on_both_nodes_survives_losing_replicas_then_the_worker_node(
-    project: Path, cluster: LocalCluster
+    project: Path, cluster: LocalCluster, trained: Path
 ) -> None:
-    trained = run_cli("train", "--config", str(_config(project, cluster)), timeout=900)
-    assert trained.returncode == 0, trained.stderr[-3000:]
     config = _config(project, cluster, serving={"variants": {"champion": {"alias": "champion", "weight": 1}}})
     with _served(config) as urls:
         health = httpx.get(urls["health"], timeout=30).json()
@@ -189,52 +176,10 @@ def test_serving_on_both_nodes_survives_losing_replicas_then_the_worker_node(
     cluster.add_worker()
 
 
-def test_a_sweep_survives_losing_the_worker_node_and_registers_its_best(
-    project: Path, cluster: LocalCluster
+def test_a_spark_executor_killed_during_train_gives_the_same_metrics(
+    project: Path, cluster: LocalCluster, trained: Path
 ) -> None:
-    config = _config(project, cluster, tuning=_sweep([4, 6, 8, 10, 12, 14], "node-loss"))
-    worker = next(n["node_id"] for n in cluster.alive_nodes() if not n["is_head_node"])
-    before_trials = set(cluster.actor_nodes(TRIAL_CLASS))
-    sweep = subprocess.Popen([sys.executable, "-m", "pipeline", "tune", "--config", str(config)],
-                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env=cli_environment())  # fmt: skip
-    try:
-        deadline = time.monotonic() + 600
-        running_on_worker = False
-        while time.monotonic() < deadline and sweep.poll() is None and not running_on_worker:
-            trials = cluster.state("actors", f"class_name={TRIAL_CLASS}", "state=ALIVE")
-            running_on_worker = any(t["node_id"] == worker and t["actor_id"] not in before_trials for t in trials)
-            time.sleep(1)
-        assert running_on_worker, "no trial ran on the worker node"
-        time.sleep(2)  # inside the trial's fit
-        cluster.kill_worker(worker)
-        # Half the cluster's CPUs went with the node, and RayDP's replacement executor takes the head's last
-        # free one: the trials wait for a node, which joins as KubeRay's replacement pod would.
-        cluster.add_worker()
-        output = sweep.communicate(timeout=900)[0]
-    finally:
-        if sweep.poll() is None:
-            sweep.kill()
-    assert sweep.returncode == 0, output[-3000:]
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("demo")
-    assert experiment is not None
-    (parent,) = client.search_runs([experiment.experiment_id], "tags.sweep = 'node-loss'")
-    registered = parent.data.tags.get("registered_version") or parent.data.metrics.get("registered_version")
-    assert registered and parent.info.status == "FINISHED", parent.data
-    assert client.get_model_version("demo-classifier", str(int(float(registered)))).run_id
-    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    trial_runs = [run for run in children if run.data.tags.get("trial_id")]
-    # The trial killed with the node was retried (max_failures: 2): all six configs have a result.
-    assert len(trial_runs) == 6 and not [run.data.tags["error"] for run in trial_runs if "error" in run.data.tags]
-
-
-def test_a_spark_executor_killed_during_train_gives_the_same_metrics(project: Path, cluster: LocalCluster) -> None:
     config = _config(project, cluster)
-    undisturbed = project / "undisturbed.json"
-    first = run_cli("train", "--config", str(config), "--result", str(undisturbed), timeout=900)
-    assert first.returncode == 0, first.stderr[-3000:]
-
     before = set(cluster.actor_nodes(EXECUTOR_CLASS))
     disturbed = project / "disturbed.json"
     train = subprocess.Popen(
@@ -271,5 +216,65 @@ def test_a_spark_executor_killed_during_train_gives_the_same_metrics(project: Pa
     assert train.returncode == 0, "".join(line for _, line in seen)[-3000:]
     fitted = [at for at, line in seen if "Fitting" in line and "done in" in line]
     assert fitted and fitted[0] > killed_at, "the executor was killed after the fit ended"
-    same, metrics = (json.loads(path.read_text())["metrics"] for path in (undisturbed, disturbed))
+    same, metrics = (json.loads(path.read_text())["metrics"] for path in (trained, disturbed))
     assert metrics == pytest.approx(same, rel=1e-9), (same, metrics)
+
+
+def test_a_sweep_spreads_over_the_nodes_survives_losing_one_and_registers_its_best(
+    project: Path, cluster: LocalCluster
+) -> None:
+    # A third node joins before the sweep, to take over the lost one's work: a raylet started while the
+    # sweep loads both cores can miss Ray's start-up deadlines (seen in CI: three starts in a row exited).
+    cluster.add_worker()
+    config = _config(project, cluster, tuning=_sweep([4, 6, 8, 10, 12, 14], "node-loss"))
+    head = cluster.head_node_id()
+    before_executors = set(cluster.actor_nodes(EXECUTOR_CLASS))
+    before_trials = set(cluster.actor_nodes(TRIAL_CLASS))
+    sweep = subprocess.Popen([sys.executable, "-m", "pipeline", "tune", "--config", str(config)],
+                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=cli_environment())  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        target = None  # the first worker node seen running a trial: the one to lose
+        while time.monotonic() < deadline and sweep.poll() is None and target is None:
+            trials = cluster.state("actors", f"class_name={TRIAL_CLASS}", "state=ALIVE")
+            new = [trial for trial in trials if trial["actor_id"] not in before_trials]
+            on_workers = [trial["node_id"] for trial in new if trial["node_id"] != head]
+            target = on_workers[0] if on_workers else None
+            time.sleep(1)
+        if target is None:  # what the sweep printed says why (it ended, or ran everything on the head)
+            sweep.kill()
+            output = sweep.communicate(timeout=60)[0] or ""
+            raise AssertionError(
+                f"no trial ran on a worker node (sweep exit {sweep.returncode}):\n{output[-4000:]}"
+            )
+        # SPREAD: the sweep's two executors on two nodes (with trials running, both have started).
+        executors = {a: n for a, n in cluster.actor_nodes(EXECUTOR_CLASS).items() if a not in before_executors}
+        assert len(executors) == 2 and len(set(executors.values())) == 2, executors
+        time.sleep(2)  # inside the trial's fit
+        cluster.kill_worker(target)
+        output = sweep.communicate(timeout=900)[0]
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 0, output[-3000:]
+    trial_nodes = {n for a, n in cluster.actor_nodes(TRIAL_CLASS).items() if a not in before_trials}
+    assert target in trial_nodes and len(trial_nodes) >= 2, trial_nodes
+    # The Spark driver's side stays on the head: its actor and RayDP's Spark master.
+    drivers = [
+        actor
+        for name in ("SparkTrainer", "RayDPSparkMaster")
+        for actor in cluster.state("actors", f"class_name={name}")
+    ]
+    assert drivers and {actor["node_id"] for actor in drivers} == {head}, drivers
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("demo")
+    assert experiment is not None
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.sweep = 'node-loss'")
+    registered = parent.data.tags.get("registered_version") or parent.data.metrics.get("registered_version")
+    assert registered and parent.info.status == "FINISHED", parent.data
+    assert client.get_model_version("demo-classifier", str(int(float(registered)))).run_id
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    trial_runs = [run for run in children if run.data.tags.get("trial_id")]
+    # The trial killed with the node was retried (max_failures: 2): all six configs have a result.
+    assert len(trial_runs) == 6 and not [run.data.tags["error"] for run in trial_runs if "error" in run.data.tags]

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from comparison import auc, compare_auc, compare_correctness, compare_errors
+from comparison import (
+    auc,
+    compare_auc,
+    compare_correctness,
+    compare_errors,
+    compare_ndcg,
+    compare_silhouette,
+    ndcg_at_k,
+    paired_samples_needed,
+)
 
 
 def _rows(both: int, only_a: int, only_b: int, neither: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,3 +66,45 @@ def test_regression_errors_use_the_paired_t_test() -> None:
 def test_unpaired_inputs_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match=r"accuracy: a and b must be paired"):
         compare_correctness([True, False], [True])
+
+
+def test_ndcg_is_sparks_definition_and_per_user_values_are_paired() -> None:
+    assert ndcg_at_k([1, 2, 3], {1, 2, 3}, k=3) == 1.0
+    assert ndcg_at_k([9, 1], {1}, k=2) == pytest.approx((1 / math.log2(3)) / 1.0)
+    assert ndcg_at_k([9, 8, 1], {1, 2, 3, 4}, k=2) == 0.0  # the relevant item is past k
+    assert ndcg_at_k([1], set(), k=5) == 0.0
+    rng = np.random.default_rng(5)
+    a = rng.random(200) * 0.5
+    b = a + 0.05 + rng.normal(0, 0.02, 200)
+    found = compare_ndcg(a, b, k=10)
+    reference = stats.ttest_rel(b, a)
+    assert found.metric == "ndcg_at_10" and found.verdict == "b better" and found.p_value == reference.pvalue
+
+
+def test_the_silhouette_bootstrap_prefers_the_clustering_that_matches_the_blobs() -> None:
+    from sklearn.datasets import make_blobs
+    from sklearn.metrics import silhouette_score
+
+    points, truth = make_blobs(n_samples=300, centers=3, cluster_std=0.6, random_state=1)
+    scrambled = np.random.default_rng(2).integers(0, 3, len(truth))
+    found = compare_silhouette(points, scrambled, points, truth, resamples=100)
+    assert found.b == pytest.approx(silhouette_score(points, truth)) and found.verdict == "b better"
+    assert found.interval[0] > 0 and found.samples == 300 and found.test == "paired bootstrap"
+    same = compare_silhouette(points, truth, points, truth, resamples=50)
+    assert same.verdict == "no difference yet" and same.difference == 0.0
+
+
+def test_no_difference_yet_says_how_many_more_pairs_would_find_the_mde() -> None:
+    from statsmodels.stats.power import TTestPower
+
+    a, b = _rows(both=80, only_a=6, only_b=9, neither=5)  # 100 rows, a difference of 0.03: not significant
+    found = compare_correctness(a, b, mde=0.05)
+    differences = b.astype(float) - a.astype(float)
+    total = TTestPower().solve_power(effect_size=0.05 / differences.std(ddof=1), alpha=0.05, power=0.8)
+    assert found.verdict == "no difference yet" and found.samples_needed == math.ceil(total) - 100
+    assert compare_correctness(a, b).samples_needed is None  # no mde asked: no estimate
+    assert paired_samples_needed(np.zeros(10), 0.05, 0.05) is None  # no spread yet: no estimate
+    errors = compare_errors([1.0, 2.0, 3.0, 4.0], [1.1, 1.9, 3.2, 3.9], "mae", mde=0.01)
+    assert (
+        errors.verdict == "no difference yet" and errors.samples_needed is not None and errors.samples_needed > 0
+    )

@@ -33,6 +33,8 @@ def test_relative_paths_resolve_against_root_relative_to_the_file(tmp_path: Path
     assert config.root == tmp_path.resolve()
     assert config.data.source.path == tmp_path.resolve() / "data" / "table"
     assert config.tracking.artifact_location == tmp_path.resolve() / "mlruns" / "artifacts"
+    # A default nested two sections deep resolves too (it once stayed relative to the serving process' cwd).
+    assert config.serving.prediction_log.path == tmp_path.resolve() / "prediction_log"
 
 
 def test_defaults_fill_unset_sections(tmp_path: Path) -> None:

@@ -17,15 +17,18 @@ import numpy as np
 import psutil
 import pytest
 import yaml
+from deltalake import DeltaTable
 
 from pipeline._console import Console
 from pipeline.config import PipelineConfig
 from pipeline.jobs import train_and_register
 from pipeline.runtime import free_port, haproxy_pids
 from pipeline.tracking import CHALLENGER, CHAMPION, connect
-from serving import deploy, shadow_log, undeploy
+from serving import deploy, shadow_log
+from serving._prediction_log import sticky_key_hash
 from serving._requests import Health, PredictResponse, Problem, RecommendResponse
 from tests.conftest import example_config, run_cli
+from tests.serving._live import live_app
 from tests.serving.test_routing import binomial_bound
 
 TOKEN = "s3cret-token"
@@ -44,6 +47,7 @@ def _config(
         "shadow": "challenger",
         "refresh_seconds": 0.2,
         "max_body_bytes": 8 * 1024 * 1024,
+        "prediction_log": {"flush_seconds": 0.5},
     }
     sections = {"features": features} if features else {}
     return example_config(algorithm, lake, tracking=tracking, serving={**defaults, **serving}, **sections)
@@ -70,14 +74,9 @@ def served(spark: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                      variants={"champion": {"weight": 0.8}, "challenger": {"weight": 0.2},
                                "fallback": {"version": 3, "weight": 0.0},
                                "recs": {"version": 4, "weight": 0.0}})  # fmt: skip
-    urls = deploy(config, environ={config.serving.token_env: TOKEN}, ready_timeout=300)
-    client = httpx.Client(base_url=urls.api, timeout=60)
-    yield {"config": config, "client": client, "trained": trained, "store": store, "lake": lake, "spark": spark}
-    client.close()
-    from ray import serve
-
-    undeploy(config.serving.app_name)
-    serve.shutdown()
+    shared = {"config": config, "trained": trained, "store": store, "lake": lake, "spark": spark}
+    with live_app(config, TOKEN) as client:
+        yield {**shared, "client": client}
 
 
 def _records(served: Any, algorithm: str, rows: int) -> list[dict[str, Any]]:
@@ -226,6 +225,68 @@ def test_weighted_split_shadow_and_metrics_counts(served: Any) -> None:
     assert logged and {entry["variant"] for entry in logged} == {"challenger"}
 
 
+def _logged(path: Path, request_ids: set[str]) -> list[dict[str, Any]]:
+    """The prediction log's rows of these requests (the whole table read: it is small here)."""
+    rows = DeltaTable(str(path)).to_pyarrow_table().to_pylist()
+    return [row for row in rows if row["request_id"] in request_ids]
+
+
+def test_the_prediction_log_holds_every_answered_record_once_with_its_lineage(served: Any) -> None:
+    client, config = served["client"], served["config"]
+    records = _records(served, "random_forest", 3)
+    answers = {}
+    for index in range(40):
+        request_id = f"log-test-{index}"
+        body = {"instances": records, "user_id": f"u{index}"}
+        answer = client.post("/predict", json=body, headers={"x-request-id": request_id})
+        assert answer.status_code == 200 and answer.json()["request_id"] == request_id
+        answers[request_id] = answer.json()
+    routed_to_champion = sum(1 for body in answers.values() if body["variant"] == "champion")
+    expected = 3 * (len(answers) + routed_to_champion)  # the challenger shadows what the champion answered
+    deadline = time.monotonic() + 30  # the replicas commit every 0.5 s
+    rows = _logged(config.serving.prediction_log.path, set(answers))
+    while len(rows) < expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        rows = _logged(config.serving.prediction_log.path, set(answers))
+    keys = Counter((row["request_id"], row["row"], row["role"]) for row in rows)
+    assert len(rows) == expected and max(keys.values()) == 1, (len(rows), expected, keys.most_common(2))
+    variants = client.get("/models").json()["variants"]
+    lineage = {name: variant["lineage"]["data.delta_version"] for name, variant in variants.items()}
+    for row in rows:
+        body = answers[row["request_id"]]
+        assert json.loads(row["input"]) == records[row["row"]]
+        assert row["sticky_key_hash"] == sticky_key_hash(f"u{row['request_id'].rsplit('-', 1)[1]}")
+        assert row["model"] == "served" and row["route"] == "predict" and row["scorer"] == "onnx"
+        assert str(row["trained_on_delta_version"]) == lineage[row["variant"]]
+        if row["role"] == "routed":
+            assert (row["variant"], row["version"]) == (body["variant"], body["version"])
+            assert json.loads(row["output"]) == body["predictions"][row["row"]]
+        else:
+            assert row["role"] == "shadow" and row["variant"] == "challenger" and body["variant"] == "champion"
+    written = [line for line in client.get("/metrics").text.splitlines()
+               if line.startswith('pipeline_prediction_log_rows_total{outcome="written"}')]  # fmt: skip
+    assert written and int(written[0].rsplit(" ", 1)[1]) >= expected, written
+
+
+def test_feedback_needs_the_token_names_a_bad_outcome_and_is_counted(served: Any) -> None:
+    client, config = served["client"], served["config"]
+    answer = client.post("/predict", json={"instances": _records(served, "random_forest", 2)},
+                         headers={"x-request-id": "feedback-test"})  # fmt: skip
+    assert answer.status_code == 200
+    body = {"outcomes": [{"request_id": "feedback-test", "row": 1, "outcome": 1}]}
+    assert client.post("/feedback", json=body).status_code == 401
+    wrong = client.post("/feedback", json={"request_id": "feedback-test", "outcome": "churned"}, headers=AUTH)
+    assert wrong.status_code == 422 and wrong.json()["detail"] == {
+        "field": "outcome", "reason": 'expected a finite number, got "churned"'}  # fmt: skip
+    posted = client.post("/feedback", json=body, headers=AUTH)
+    assert posted.status_code == 200 and posted.json()["accepted"] == 1, posted.text
+    rows = DeltaTable(str(config.serving.feedback.path)).to_pyarrow_table().to_pylist()
+    assert ("feedback-test", 1, 1.0) in {(row["request_id"], row["row"], row["outcome"]) for row in rows}
+    counted = [line for line in client.get("/metrics").text.splitlines()
+               if line.startswith('pipeline_feedback_rows_total{outcome="accepted"}')]  # fmt: skip
+    assert counted and int(counted[0].rsplit(" ", 1)[1]) >= 1, counted
+
+
 def test_sticky_keys_always_reach_the_same_variant(served: Any) -> None:
     client = served["client"]
     record = _records(served, "random_forest", 1)[0]
@@ -354,7 +415,9 @@ def test_schemathesis_finds_the_live_app_true_to_its_openapi_document(served: An
     routes = _schemathesis(str(client.base_url).rstrip("/"), tmp_path, "--exclude-path-regex",
                            "^/(train|admin/weights)")  # fmt: skip
     assert routes.returncode == 0, routes.stdout[-6000:]
-    assert {"/recommend", "/admin/weights", "/admin/reload"} <= set(document["paths"])  # nothing left out
+    assert {"/recommend", "/admin/weights", "/admin/reload", "/feedback"} <= set(
+        document["paths"]
+    )  # none left out
     assert "No issues found" in routes.stdout and "Unmatched filters" not in routes.stdout, routes.stdout[-3000:]
     try:
         weights = _schemathesis(str(client.base_url).rstrip("/"), tmp_path, "--include-path", "/admin/weights",
@@ -390,7 +453,8 @@ def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> Non
         "model": {"algorithm": "logistic_regression"},
         "tracking": {"uri": config.tracking.uri, "registered_model": "served", "experiment": "serving",
                      "alias": "none"},
-        "serving": {"port": port, "data_roots": [str(lake / "data")]},
+        # Commits only when the app stops: what the test finds in the log was written by `serve --stop`.
+        "serving": {"port": port, "data_roots": [str(lake / "data")], "prediction_log": {"flush_seconds": 3600}},
     }  # fmt: skip
     path = tmp_path / "serve.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -404,6 +468,26 @@ def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> Non
         assert any("haproxy" in line for line in running) and any("raylet" in line for line in running), running
         assert f"{base}/docs" in started.stdout and "champion" in started.stdout
         assert httpx.get(f"{base}/health", timeout=30).status_code == 200
+        records = _records(served, "random_forest", 2)
+        for index in range(5):  # answers still in a replica's buffer (commits every hour here)
+            fed = httpx.post(f"{base}/predict", json={"instances": records}, timeout=30,
+                             headers={"x-request-id": f"fed-{index}"})  # fmt: skip
+            assert fed.status_code == 200, fed.text
+        outcomes = [
+            {"request_id": f"fed-{index}", "row": row, "outcome": 1} for index in range(5) for row in (0, 1)
+        ]
+        # /feedback finds them unknown in the table, has every replica commit its buffer, and finds them.
+        unknown = {"request_id": "never-served", "outcome": 0}
+        posted = httpx.post(f"{base}/feedback", headers=AUTH, timeout=60, json={"outcomes": [*outcomes, unknown]})
+        assert posted.status_code == 200, posted.text
+        assert posted.json() == {"accepted": 10, "unknown": 1,
+                                 "unknown_outcomes": [{"request_id": "never-served", "row": 0}]}  # fmt: skip
+        answered = set()
+        for index in range(30):  # a bounded stream, each answer to be found in the log after the stop
+            answer = httpx.post(f"{base}/predict", json={"instances": records}, timeout=30,
+                                headers={"x-request-id": f"before-stop-{index}"})  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            answered.add(answer.json()["request_id"])
         status_command = [str(Path(sys.executable).with_name("serve")), "status", "--address",
                           f"http://127.0.0.1:{dashboard_port}"]  # fmt: skip
         serve_status = subprocess.run(status_command, capture_output=True, text=True, timeout=60, check=False)
@@ -411,10 +495,10 @@ def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> Non
         outside = httpx.post(f"{base}/train", json={"algorithm": "logistic_regression", "data_path": "../../etc"},
                              headers=AUTH, timeout=30)  # fmt: skip
         assert outside.status_code == 403 and "outside the data roots" in outside.json()["detail"]["reason"]
-        unauthorised = httpx.post(f"{base}/train", json={"algorithm": "gbt", "data_path": "demo/transactions"})
+        body = {"algorithm": "decision_tree", "data_path": "demo/transactions"}  # quick to fit
+        unauthorised = httpx.post(f"{base}/train", json=body)
         assert unauthorised.status_code == 401
-        submitted = httpx.post(f"{base}/train", json={"algorithm": "gbt", "data_path": "demo/transactions"},
-                               headers=AUTH, timeout=60)  # fmt: skip
+        submitted = httpx.post(f"{base}/train", json=body, headers=AUTH, timeout=60)
         assert submitted.status_code == 202, submitted.text
         job = submitted.json()["id"]
         deadline = time.monotonic() + 400
@@ -425,7 +509,9 @@ def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> Non
                 break
             time.sleep(3)
         assert status["status"] == "SUCCEEDED", status
-        assert status["model"] == "served" and int(status["version"]) > 4 and status["algorithm"] == "gbt"
+        assert (
+            status["model"] == "served" and int(status["version"]) > 4 and status["algorithm"] == "decision_tree"
+        )
         assert httpx.get(f"{base}/train/train-nope", headers=AUTH, timeout=30).status_code == 404
     finally:
         saved = json.loads((tmp_path / ".pipeline" / "serve-pipeline.json").read_text())
@@ -436,6 +522,19 @@ def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> Non
         httpx.get(f"{base}/health", timeout=5)
     assert saved["haproxy_dir"] and not haproxy_pids(Path(saved["haproxy_dir"]))
     assert_no_process_left(int(saved["head_pid"]))
+    feedback = DeltaTable(str(tmp_path / "feedback")).to_pyarrow_table().to_pylist()
+    assert sorted((row["request_id"], row["row"], row["outcome"]) for row in feedback) == sorted(
+        (item["request_id"], item["row"], 1.0) for item in outcomes)  # fmt: skip
+    logged = Counter(row["request_id"] for row in _logged(tmp_path / "prediction_log", answered))
+    assert logged == dict.fromkeys(answered, 2), logged  # both records of every answer, once: none lost
+    traced = run_cli("trace", "--config", str(path), "before-stop-0", timeout=120)
+    assert traced.returncode == 0, traced.stderr[-2000:]
+    lines = traced.stdout.splitlines()
+    assert lines[0].startswith("request before-stop-0: predict at ") and " answered in " in lines[0], lines
+    assert lines[1].startswith("routed answer by variant ") and " served version " in lines[1], lines
+    assert lines[2].startswith("  MLflow run ") and config.tracking.uri in lines[2], lines
+    assert lines[3].startswith("  trained on ") and "transactions at Delta version 0 (" in lines[3], lines
+    assert [line.split(":")[0] for line in lines[4:]] == ["  row 0", "  row 1"], lines
 
 
 def session_processes(session: int) -> list[str]:

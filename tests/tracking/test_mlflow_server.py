@@ -89,10 +89,12 @@ def _runs(client: Any) -> list[Any]:
 def test_concurrent_jobs_and_a_sweep_register_on_the_server_and_the_app_serves_from_it(
     server: str, tmp_path: Path, runtime: Any
 ) -> None:
+    from pipeline.config import load_config
+    from pipeline.data import ingest
+
     client = mlflow.MlflowClient(tracking_uri=server)
     config = _config(tmp_path, server)
-    ingested = run_cli("ingest", "--config", str(config))
-    assert ingested.returncode == 0, ingested.stderr[-3000:]
+    ingest(runtime.spark, load_config(config).data)  # the session's Spark: the CLI's ingest is tested apart
 
     # Two jobs started together: each its own Ray and Spark, both registering against the one server.
     jobs = [subprocess.Popen([sys.executable, "-m", "pipeline", "train", "--config", str(config)],
@@ -130,7 +132,6 @@ def test_concurrent_jobs_and_a_sweep_register_on_the_server_and_the_app_serves_f
     artifacts = {item.path for item in client.list_artifacts(str(versions[0].run_id))}
     assert "model" in artifacts  # stored through the server (--serve-artifacts), listed back through it
 
-    from pipeline.config import load_config
     from serving import deploy, undeploy
 
     port = free_port()

@@ -55,7 +55,8 @@ def test_random_model_selection_honours_samples_and_bounds(tmp_path: Path) -> No
     config = write_config(
         tmp_path,
         "  search: random\n  num_samples: 5\n  max_concurrent_trials: 2\n"
-        "  early_stopping: {rungs: 2, reduction_factor: 2}\n  algorithms:\n"
+        "  early_stopping: {rungs: 2, reduction_factor: 2, algorithm_budgets: {random_forest: iterations}}\n"
+        "  algorithms:\n"
         "    logistic_regression: {regParam: {loguniform: [0.0001, 0.1]}, maxIter: {randint: [5, 20]}}\n"
         "    random_forest: {numTrees: {randint: [2, 8]}, maxDepth: {choice: [2, 3]}}\n",
         # As in config/pipeline.yaml: the configured model's hyperparameters are not the first
@@ -68,11 +69,16 @@ def test_random_model_selection_honours_samples_and_bounds(tmp_path: Path) -> No
     assert len(trials) == 5
     algorithms = {r.data.params["algorithm"] for r in trials}
     assert algorithms == {"logistic_regression", "random_forest"}
-    # ASHA: each trial reports once per budget rung (half the trees/iterations, then all of them).
+    # ASHA: each trial reports once per rung: logistic regression on half the training frame, then all
+    # of it (the default data budget); the forest with half its trees, then all of them.
     results = [json.loads(line) for path in (tmp_path / "ray_results" / "sweeps-sweep").glob("*/result.json")
                for line in path.read_text().splitlines()]  # fmt: skip
     assert {r["training_iteration"] for r in results} == {1, 2}
-    assert all(r["budget"] >= 1 for r in results)
+    budgets: dict[str, set[float]] = {}
+    for report in results:
+        budgets.setdefault(report["config"]["algorithm"], set()).add(report["budget"])
+    assert budgets["logistic_regression"] == {0.5, 1.0}, budgets
+    assert all(budget >= 1 and budget == int(budget) for budget in budgets["random_forest"]), budgets
     for run in trials:
         params = run.data.params
         if params["algorithm"] == "logistic_regression":
@@ -89,15 +95,24 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> No
         algorithm="glm",
     )
     text = config.read_text().replace("generator: classification", "generator: regression")
-    config.write_text(text)
+    config.write_text(text + "evaluation: {cv_folds: 2}\n")  # trials judged over 2 folds
     result = run_cli("run", "--config", str(config))
     assert result.returncode == 0, result.stderr[-4000:]
     trials = {r.data.params["hp.family"]: r for r in child_runs(tmp_path)}
     assert trials["binomial"].info.status == "FAILED"
     assert "identity" in trials["binomial"].data.tags["error"]
     assert trials["gaussian"].info.status == "FINISHED" and "rmse" in trials["gaussian"].data.metrics
+    # The refit logs the winner's CV from its trial (the same folds), not from fitting them again.
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    (version,) = client.search_model_versions("name = 'swept'")
+    refit = client.get_run(str(version.run_id)).data.metrics
+    winner = trials["gaussian"].data.metrics
+    assert refit["cv_rmse_mean"] == winner["rmse"] and refit["cv_rmse_std"] == winner["rmse_std"], (refit, winner)
     assert "model:         swept version 1" in result.stdout
     assert "failed" in result.stdout  # the leaderboard shows it
+    # No max_concurrent_trials: one trial per executor core (the config's one executor has one).
+    assert "1 trial(s) at a time: one per executor core Spark has" in result.stderr
+    assert "ingested 3000 rows into" in result.stdout  # by the sweep's own Spark actor
 
 
 def test_resume_finishes_only_unfinished_trials(tmp_path: Path) -> None:
@@ -105,10 +120,9 @@ def test_resume_finishes_only_unfinished_trials(tmp_path: Path) -> None:
         tmp_path,
         "  search: grid\n  space: {numTrees: [2, 3, 4, 5]}\n  max_concurrent_trials: 1\n",
     )
-    assert run_cli("ingest", "--config", str(config)).returncode == 0
     experiment = tmp_path / "ray_results" / "sweeps-sweep"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "tune", "--config", str(config)],
+    process = subprocess.Popen(  # `run`: its Spark actor ingests the missing table first
+        [sys.executable, "-m", "pipeline", "run", "--config", str(config)],
         cwd=PROJECT_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -137,8 +151,8 @@ def test_resume_finishes_only_unfinished_trials(tmp_path: Path) -> None:
 
 def test_bad_data_stops_the_sweep_with_one_clear_line(tmp_path: Path) -> None:
     config = write_config(tmp_path, "  search: grid\n  space: {numTrees: [3]}\n")
-    assert run_cli("ingest", "--config", str(config)).returncode == 0
-    result = run_cli("tune", "--config", str(config), env={"PIPELINE__DATA__LABEL": "is_fraud"})
+    # `run` ingests the missing table in the sweep's Spark actor, which then finds no such label.
+    result = run_cli("run", "--config", str(config), env={"PIPELINE__DATA__LABEL": "is_fraud"})
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: data.label = 'is_fraud': no such column"), last

@@ -1,0 +1,119 @@
+"""An online experiment's evidence: the prediction log joined with the feedback table (delta-rs, no Spark),
+turned into the comparisons and guardrails of ``comparison``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from comparison import Comparison, Guardrail, compare_routed, compare_shadowed, guardrail
+from pipeline.config import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class ExperimentRules:
+    """What the comparison is asked (from the config's ``experiment`` section)."""
+
+    metric: str
+    mde: float
+    alpha: float = 0.05
+    min_samples: int = 100
+    max_error_rate: float = 0.01
+    max_p99_ms: float = 250.0
+    lookback_days: int = 30
+
+
+def experiment_rules(experiment: ExperimentConfig, alpha: float | None = None) -> ExperimentRules:
+    """The rules of the config's ``experiment`` section (``alpha`` overriding its own)."""
+    return ExperimentRules(experiment.metric, experiment.mde, alpha or experiment.alpha, experiment.min_samples,
+                           experiment.max_error_rate, experiment.max_p99_ms, experiment.lookback_days)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class OnlineReport:
+    """Version b against version a on served traffic with outcomes."""
+
+    a: str
+    b: str
+    comparisons: list[Comparison]  # routed traffic first, then shadow pairs (if any)
+    guardrails: list[Guardrail]  # a's, then b's
+    outcomes: dict[str, int] = field(default_factory=dict)  # routed rows with an outcome, per version
+    breaches: list[str] = field(default_factory=list)  # one line per guardrail a version passes
+
+
+def _log_rows(log_path: str | Path, versions: tuple[str, str], since: str) -> pa.Table:
+    from deltalake import DeltaTable
+
+    wanted = pc.field("date") >= since
+    wanted = wanted & (pc.field("route") == "predict") & pc.field("version").isin(list(versions))
+    columns = ["request_id", "row", "role", "version", "output", "latency_ms"]
+    return DeltaTable(str(log_path)).to_pyarrow_dataset().to_table(columns=columns, filter=wanted)
+
+
+def _latest_outcomes(feedback_path: str | Path) -> dict[tuple[str, int], float]:
+    """Each (request id, row)'s outcome; the last one posted wins."""
+    from deltalake import DeltaTable
+
+    if not (Path(feedback_path) / "_delta_log").is_dir():
+        return {}
+    table = DeltaTable(str(feedback_path)).to_pyarrow_table(columns=["request_id", "row", "outcome", "time"])
+    table = table.sort_by("time")
+    return dict(zip(zip(table["request_id"].to_pylist(), table["row"].to_pylist(), strict=True),
+                    table["outcome"].to_pylist(), strict=True))  # fmt: skip
+
+
+def _prediction(output: str) -> tuple[float | None, bool]:
+    """The logged answer's prediction, and whether the row failed (logged with an ``error``)."""
+    answer: Any = orjson.loads(output)
+    if isinstance(answer, dict) and "error" in answer:
+        return None, True
+    value = answer.get("prediction") if isinstance(answer, dict) else None
+    return (float(value) if value is not None else None), False
+
+
+def online_report(
+    log_path: str | Path, feedback_path: str | Path, a: str, b: str, rules: ExperimentRules,
+    today: dt.date | None = None,
+) -> OnlineReport:  # fmt: skip
+    """Compare versions ``a`` and ``b`` on what they answered in the last ``rules.lookback_days`` days."""
+    since = ((today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=rules.lookback_days)).isoformat()
+    rows = _log_rows(log_path, (a, b), since).to_pylist()
+    outcomes = _latest_outcomes(feedback_path)
+    routed: dict[str, tuple[list[float], list[float]]] = {a: ([], []), b: ([], [])}
+    latency: dict[str, list[float]] = {a: [], b: []}
+    failed: dict[str, list[bool]] = {a: [], b: []}
+    # (request, row) -> role -> (version, prediction): the requests both versions answered
+    answers: dict[tuple[str, int], dict[str, tuple[str, float]]] = {}
+    for row in rows:
+        version, key = row["version"], (row["request_id"], row["row"])
+        prediction, error = _prediction(row["output"])
+        failed[version].append(error)
+        if row["role"] != "shadow":  # a shadow answer's time is nobody's wait
+            latency[version].append(row["latency_ms"])
+        if prediction is None or key not in outcomes:
+            continue
+        if row["role"] == "routed":
+            routed[version][0].append(prediction)
+            routed[version][1].append(outcomes[key])
+        if row["role"] in ("routed", "shadow"):
+            answers.setdefault(key, {})[row["role"]] = (version, prediction)
+    comparisons = [compare_routed(rules.metric, routed[a], routed[b], rules.mde, rules.alpha, rules.min_samples)]
+    pairs = [(key, both) for key, both in answers.items()
+             if {both.get("routed", ("", 0))[0], both.get("shadow", ("", 0))[0]} == {a, b}]  # fmt: skip
+    if pairs:
+        by_version = [{version: prediction for version, prediction in both.values()} for _, both in pairs]
+        shadowed = compare_shadowed(rules.metric, [found[a] for found in by_version],
+                                    [found[b] for found in by_version], [outcomes[key] for key, _ in pairs],
+                                    rules.alpha)  # fmt: skip
+        if shadowed is not None:
+            comparisons.append(shadowed)
+    guardrails = [guardrail(version, latency[version], failed[version]) for version in (a, b)]
+    breaches = [line for found in guardrails for line in found.breaches(rules.max_error_rate, rules.max_p99_ms)]
+    counted = {version: len(routed[version][0]) for version in (a, b)}
+    return OnlineReport(a, b, comparisons, guardrails, counted, breaches)

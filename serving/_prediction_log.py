@@ -1,0 +1,221 @@
+"""The prediction log: every answered prediction, one row per scored record, appended to a Delta table by
+delta-rs (no Spark in serving).
+
+A request only appends one small entry to a bounded in-memory buffer (a full buffer drops the entry and
+counts its rows: a request never waits for the log). A replica's background task turns the entries into
+rows and commits them in batches, on a thread; a graceful stop commits what is left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from serving._requests import parse_json
+
+logger = logging.getLogger("ray.serve")
+
+LOG_SCHEMA = pa.schema([
+    pa.field("request_id", pa.string(), nullable=False),
+    pa.field("row", pa.int32(), nullable=False),  # the record's index in its request
+    pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("date", pa.string(), nullable=False),  # UTC day of `time`: the partition
+    pa.field("route", pa.string(), nullable=False),  # predict or recommend
+    pa.field("variant", pa.string(), nullable=False),
+    pa.field("role", pa.string(), nullable=False),  # routed, direct (model_id) or shadow
+    pa.field("model", pa.string(), nullable=False),
+    pa.field("version", pa.string(), nullable=False),
+    pa.field("trained_on_delta_version", pa.int64()),  # the Delta version the model version was trained on
+    pa.field("scorer", pa.string()),  # onnx or spark
+    pa.field("input", pa.string(), nullable=False),  # the record as sent (JSON)
+    pa.field("output", pa.string(), nullable=False),  # its prediction (JSON: label and probabilities, value...)
+    pa.field("latency_ms", pa.float64(), nullable=False),  # the whole request's, as the ingress saw it
+    pa.field("sticky_key_hash", pa.string()),  # sha256 (16 hex digits) of the sticky key's value
+])  # fmt: skip
+PARTITION = "date"
+_CHUNK = 256  # entries turned into rows at a time by a commit
+
+
+@dataclass(frozen=True)
+class AnsweredRequest:
+    """One answered request, as the ingress hands it over: the body's bytes as they came, parsed again only
+    when committed. Thousands of these wait for a commit: a parsed body (dicts and lists the garbage
+    collector tracks, old enough to reach its last generation) would make every full collection longer."""
+
+    request_id: str
+    time: float  # seconds since the epoch
+    route: str  # predict or recommend
+    variant: str
+    role: str
+    model: str
+    version: str
+    trained_on_delta_version: int | None
+    scorer: str | None
+    body: bytes
+    output: bytes  # the answer's predictions (a JSON list, one item per record)
+    latency_seconds: float
+    sticky: str | None
+    rows: int
+
+
+@dataclass(frozen=True)
+class LogCounts:
+    """Rows committed, rows dropped (full buffer, or lost at a stop), failed commits: since the last report."""
+
+    written: int = 0
+    dropped: int = 0
+    failed_writes: int = 0
+
+    def __add__(self, other: LogCounts) -> LogCounts:
+        return LogCounts(self.written + other.written, self.dropped + other.dropped,
+                         self.failed_writes + other.failed_writes)  # fmt: skip
+
+
+def sticky_key_hash(value: str | None) -> str | None:
+    return None if value is None else hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def _inputs(route: str, payload: dict[str, Any]) -> list[Any]:
+    """The request's records, in the order its outputs come back."""
+    if route == "recommend":
+        users = payload["users"] if payload.get("users") is not None else [payload["user"]]
+        return [{"user": user, "k": payload.get("k", 10)} for user in users]
+    if payload.get("features") is not None:
+        return [payload["features"]]
+    return list(payload["instances"])
+
+
+def log_table(entries: list[AnsweredRequest]) -> pa.Table:
+    """The rows of ``entries``: one per scored record."""
+    columns: dict[str, list[Any]] = {name: [] for name in LOG_SCHEMA.names}
+    for entry in entries:
+        outputs = orjson.loads(entry.output)
+        try:
+            inputs = _inputs(entry.route, parse_json(entry.body))
+        except Exception:  # cannot happen for a body that was answered; never let one entry stop the log
+            inputs = [None] * len(outputs)
+        at = dt.datetime.fromtimestamp(entry.time, tz=dt.UTC)
+        shared = {
+            "request_id": entry.request_id, "time": at, "date": at.date().isoformat(), "route": entry.route,
+            "variant": entry.variant, "role": entry.role, "model": entry.model, "version": entry.version,
+            "trained_on_delta_version": entry.trained_on_delta_version, "scorer": entry.scorer,
+            "latency_ms": entry.latency_seconds * 1000, "sticky_key_hash": sticky_key_hash(entry.sticky),
+        }  # fmt: skip
+        for row, (record, output) in enumerate(zip(inputs, outputs, strict=False)):
+            for name, value in shared.items():
+                columns[name].append(value)
+            columns["row"].append(row)
+            columns["input"].append(orjson.dumps(record).decode())
+            columns["output"].append(orjson.dumps(output).decode())
+    return pa.Table.from_pydict(columns, schema=LOG_SCHEMA)
+
+
+def create_log_table(path: str | Path) -> None:
+    """The empty log table, unless one is there (before the replicas start: they only append)."""
+    from deltalake import DeltaTable
+
+    Path(path).mkdir(parents=True, exist_ok=True)
+    DeltaTable.create(str(path), LOG_SCHEMA, mode="ignore", partition_by=[PARTITION], name="prediction_log")
+
+
+@dataclass
+class PredictionLog:
+    """One ingress replica's side of the log: a bounded buffer of answered requests and their commits."""
+
+    path: str
+    max_buffer_rows: int
+    _pending: list[AnsweredRequest] = field(default_factory=list)
+    _pending_rows: int = 0
+    _counts: LogCounts = field(default_factory=LogCounts)
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # the buffer: commits run on a thread
+    _committing: threading.Lock = field(default_factory=threading.Lock)  # one commit at a time
+    # Kept open: each commit then brings its snapshot up to date instead of replaying the table's log.
+    _table: Any = None
+
+    def offer(self, entry: AnsweredRequest) -> bool:
+        """Keep ``entry`` for the next commit; False (and its rows counted as dropped) when the buffer is full."""
+        with self._lock:
+            if self._pending_rows + entry.rows > self.max_buffer_rows:
+                self._counts += LogCounts(dropped=entry.rows)
+                return False
+            self._pending.append(entry)
+            self._pending_rows += entry.rows
+            return True
+
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_rows
+
+    def commit(self, final: bool = False) -> int:
+        """Append what is buffered as one Delta commit; the rows written. A failed commit keeps the entries
+        for the next one (``final``: counts them as dropped instead, the replica is going away)."""
+        with self._committing:
+            return self._commit(final)
+
+    def _commit(self, final: bool) -> int:
+        from deltalake import DeltaTable, write_deltalake
+
+        with self._lock:
+            entries, rows = self._pending, self._pending_rows
+            self._pending, self._pending_rows = [], 0
+        if not entries:
+            return 0
+        try:
+            tables = []
+            for start in range(0, len(entries), _CHUNK):
+                tables.append(log_table(entries[start : start + _CHUNK]))
+                # Between chunks the GIL goes back to the event loop's thread at once: a request waits for
+                # about one chunk's work (~1 ms), not for Python's 5 ms switch interval, again and again.
+                time.sleep(0)
+            table = pa.concat_tables(tables)
+            if self._table is None:
+                self._table = DeltaTable(self.path)
+            write_deltalake(self._table, table, mode="append", partition_by=[PARTITION])
+        except Exception as error:
+            self._table = None  # opened again for the next try
+            logger.warning("prediction log: committing %d rows to %s failed: %s", rows, self.path, error)
+            with self._lock:
+                if final:
+                    self._counts += LogCounts(dropped=rows, failed_writes=1)
+                else:  # back in front of what came meanwhile (the bound may be passed once, by this batch)
+                    self._pending, self._pending_rows = entries + self._pending, rows + self._pending_rows
+                    self._counts += LogCounts(failed_writes=1)
+            return 0
+        with self._lock:
+            self._counts += LogCounts(written=table.num_rows)
+        return table.num_rows
+
+    def take_counts(self) -> LogCounts:
+        """What happened since the last call (for /metrics)."""
+        with self._lock:
+            counts, self._counts = self._counts, LogCounts()
+        return counts
+
+    def restore_counts(self, counts: LogCounts) -> None:
+        """Counts taken but not delivered: added back, to go with the next report."""
+        with self._lock:
+            self._counts += counts
+
+
+def logged_request(path: str | Path, request_id: str) -> list[dict[str, Any]]:
+    """The log's rows of one request (routed or direct, and shadow), in row order; [] when it has none.
+    Raises FileNotFoundError when there is no log table at ``path``."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        table = DeltaTable(str(path))
+    except TableNotFoundError:
+        raise FileNotFoundError(f"no prediction log at {path}") from None
+    rows = table.to_pyarrow_dataset().to_table(filter=pc.field("request_id") == request_id).to_pylist()
+    return sorted(rows, key=lambda row: (row["role"] == "shadow", row["variant"], row["row"]))

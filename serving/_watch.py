@@ -1,0 +1,138 @@
+"""The app acting on its own experiment (``experiment.auto_promote`` / ``auto_rollback``, off by default):
+one actor per app checks the prediction log and the feedback every ``check_seconds``, moves the aliases in
+MLflow when the evidence says so (recorded with the comparison behind it) and has the app reload.
+
+The registry is reached through pipeline.tracking's Spark-free modules (not the package, whose training
+side imports Spark: serving never does)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import ray
+
+from comparison import promotion_decision
+from pipeline.config import TrackingConfig
+from serving._experiment import OnlineReport, online_report
+from serving._settings import STATE_NAMESPACE, WatchSettings
+
+logger = logging.getLogger("ray.serve")
+
+
+def watcher_name(app_name: str) -> str:
+    return f"{app_name}-experiment"
+
+
+def _aliases(tracking: TrackingConfig) -> dict[str, str]:
+    """Alias -> version, in one registry call (listing the versions would read every version's run)."""
+    from pipeline.tracking._registry import connect
+
+    model = connect(tracking).get_registered_model(tracking.registered_model)
+    return {alias: str(version) for alias, version in model.aliases.items()}
+
+
+def _record(tracking: TrackingConfig, report: OnlineReport, reason: str) -> str:
+    from pipeline.tracking._comparisons import log_comparison
+
+    params = {"a_version": report.a, "b_version": report.b, "data": "online, by the serving app", "reason": reason,
+              "breaches": "; ".join(report.breaches) or "none"}  # fmt: skip
+    return log_comparison(tracking, params, [found.as_row() for found in report.comparisons], {})
+
+
+def check_once(settings: WatchSettings) -> str | None:
+    """One look at the evidence; what was done (one line), or None. Promotion: @challenger better than
+    @champion on routed traffic and within its guardrails. Rollback: @champion outside its guardrails while
+    a @previous exists."""
+    from pipeline.tracking._aliases import promote, rollback
+
+    aliases = _aliases(settings.tracking)
+    champion, challenger, previous = aliases.get("champion"), aliases.get("challenger"), aliases.get("previous")
+    if champion is None:
+        return None
+    if settings.auto_rollback and previous is not None and previous != champion:
+        report = online_report(settings.log_path, settings.feedback_path, champion, previous, settings.rules)
+        breached = [line for line in report.breaches if line.startswith(f"version {champion}:")]
+        if breached:
+            reason = f"auto rollback: {'; '.join(breached)}"
+            moved = rollback(settings.tracking, reason, _record(settings.tracking, report, reason))
+            return f"{reason}: @champion -> version {moved.version}"
+    if settings.auto_promote and challenger is not None and challenger != champion:
+        report = online_report(settings.log_path, settings.feedback_path, champion, challenger, settings.rules)
+        decision = promotion_decision(report.comparisons[:1], settings.rules.metric)
+        breached = [line for line in report.breaches if line.startswith(f"version {challenger}:")]
+        if decision.promote and not breached:
+            reason = f"auto promotion: {decision.reason}"
+            run_id = _record(settings.tracking, report, reason)
+            promote(settings.tracking, challenger, reason=reason, comparison_run_id=run_id)
+            return f"{reason}: @champion -> version {challenger}"
+    return None
+
+
+async def _reload_app(app_name: str) -> None:
+    from ray import serve
+
+    from serving._app import INGRESS_NAME
+
+    await serve.get_deployment_handle(INGRESS_NAME, app_name).reload_all.remote()
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class ExperimentWatcher:
+    """Checks the app's experiment on a thread; after an alias move, the app re-resolves its aliases."""
+
+    def __init__(self, settings: WatchSettings) -> None:
+        self.settings = settings
+        self.actions: list[str] = []
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, daemon=True, name="experiment-watch").start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.settings.check_seconds):
+            try:
+                done = check_once(self.settings)
+            except Exception as error:  # no feedback table yet, MLflow down...: look again next time
+                logger.warning("experiment check failed: %s", error)
+                continue
+            if done is not None:
+                logger.warning("experiment: %s", done)
+                self.actions.append(done)
+                self._reload()
+
+    def _reload(self) -> None:
+        try:
+            # A handle of the high-throughput mode is only usable inside an event loop: one for this call.
+            asyncio.run(_reload_app(self.settings.app_name))
+        except Exception as error:  # the replicas also re-resolve on their own at the next redeploy
+            logger.warning("experiment: the app did not reload: %s", error)
+
+    def history(self) -> list[str]:
+        """What the watcher did, oldest first."""
+        return list(self.actions)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def start_watcher(settings: WatchSettings) -> Any:
+    """The app's watcher, replacing one a previous deploy started."""
+    stop_watcher(settings.app_name)
+    return ExperimentWatcher.options(  # type: ignore[attr-defined]
+        name=watcher_name(settings.app_name), namespace=STATE_NAMESPACE, lifetime="detached"
+    ).remote(settings)
+
+
+def stop_watcher(app_name: str) -> bool:
+    """End the app's watcher, if one runs."""
+    try:
+        handle = ray.get_actor(watcher_name(app_name), namespace=STATE_NAMESPACE)
+    except ValueError:
+        return False
+    ray.kill(handle, no_restart=True)
+    return True
+
+
+def watcher_history(app_name: str) -> list[str]:
+    return list(ray.get(ray.get_actor(watcher_name(app_name), namespace=STATE_NAMESPACE).history.remote()))
