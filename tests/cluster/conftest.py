@@ -77,6 +77,21 @@ class LocalCluster:
             time.sleep(0.5)
         assert node_id not in {n["node_id"] for n in self.alive_nodes()}, "the head still lists the node alive"
 
+    def worker_nodes_running(self, *titles: str) -> set[str]:
+        """Node ids of the live worker nodes with a process whose title (Ray names a worker process after
+        its actor: `ray::ImplicitFunc...`) holds one of ``titles``: read from each node's process tree, not
+        the state API (which, loaded by a sweep on two cores, missed a trial's actor in CI)."""
+        found = set()
+        for worker in (w for w in self.workers if w.poll() is None):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for child in psutil.Process(worker.pid).children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        command = " ".join(child.cmdline())
+                        if any(title in command for title in titles):
+                            found.add(_node_ids_of(worker.pid))
+                            break
+        return found - {""}
+
     def alive_nodes(self) -> list[dict[str, Any]]:
         return [node for node in self.state("nodes") if node["state"] == "ALIVE"]
 
