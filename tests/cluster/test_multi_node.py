@@ -260,6 +260,11 @@ def test_a_sweep_spreads_over_the_nodes_survives_losing_one_and_registers_its_be
         if sweep.poll() is None:
             sweep.kill()
     assert sweep.returncode == 0, output[-3000:]
+    # A trial ran on the lost node (how it was chosen); and the trials spread: those that reported did so
+    # from more than one node (Tune records each result's node address).
+    results = (project / "ray_results" / "node-loss").glob("*/result.json")
+    reported_from = {json.loads(line)["node_ip"] for path in results for line in path.read_text().splitlines()}
+    assert len(reported_from) >= 2, reported_from
     # The Spark driver's side stays on the head: its actor and RayDP's Spark master.
     drivers = [
         actor

@@ -52,9 +52,9 @@ def child_runs(root: Path) -> list[Any]:
 
 
 def test_random_model_selection_on_three_classes_ranks_by_f1_honours_samples_and_bounds(tmp_path: Path) -> None:
-    # Wine's three classes: the sweep is judged by F1 (an AUC is refused before any trial:
-    # tests/tuning/test_objective.py). Forests of one split cannot name all three cultivars, so logistic
-    # regression wins and its multinomial refit (the path that differs from the binary one) is the one run.
+    # Wine's three classes: the sweep is judged by F1, and an AUC is refused before any trial. Forests of
+    # one split cannot name all three cultivars, so logistic regression wins and its multinomial refit
+    # (the path that differs from the binary one) is the one run.
     config = write_config(
         tmp_path,
         "  search: random\n  num_samples: 5\n  max_concurrent_trials: 2\n"
@@ -67,6 +67,11 @@ def test_random_model_selection_on_three_classes_ranks_by_f1_honours_samples_and
         hyperparameters="{numTrees: 5, maxDepth: 3}",
     )
     config.write_text(config.read_text().replace("generator: classification, rows: 3000", "generator: wine"))
+    refused = run_cli("run", "--config", str(config), env={"PIPELINE__TUNING__METRIC": "auc_roc"})
+    assert refused.returncode == 2, refused.stderr[-4000:]
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("config error: tuning.metric = 'auc_roc': the label 'label' has 3 classes"), last
+    assert "Traceback" not in refused.stderr and not (tmp_path / "ray_results" / "sweeps-sweep").exists()
     result = run_cli("run", "--config", str(config))
     assert result.returncode == 0, result.stderr[-4000:]
     assert "model:         swept version 1 alias @champion" in result.stdout
