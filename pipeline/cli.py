@@ -245,7 +245,7 @@ def _serve_detached(config: PipelineConfig, record: Path, args: argparse.Namespa
     except BaseException:
         ray.shutdown()
         if head is not None:
-            stop_detached_head(head.pid)
+            stop_detached_head(head.pid, address=head.address)
             stop_haproxy(head.haproxy_dir)
         raise
     ray.shutdown()
@@ -276,7 +276,7 @@ def _serve_stop(config: PipelineConfig, record: Path) -> int:
     except ConnectionError:
         print(f"the Ray cluster at {saved['address']} is gone already")
     if saved.get("head_pid"):
-        stop_detached_head(int(saved["head_pid"]))
+        stop_detached_head(int(saved["head_pid"]), address=saved["address"])
     # Ray does not always end HAProxy (a killed proxy actor leaves it running, holding the HTTP port).
     stop_haproxy(Path(saved["haproxy_dir"]) if saved.get("haproxy_dir") else None)
     record.unlink()

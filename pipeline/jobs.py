@@ -54,6 +54,7 @@ class TrainResult:
     scorer: str  # what serving scores it with: "onnx", or "spark" when the parity gate said no
     scorer_reason: str
     report: str  # the text report the CLI prints (metrics beside the baseline, weights, feature spec)
+    fit_seconds: float = 0.0  # fitting the feature stages and the estimator on the training split
 
     @classmethod
     def of(cls, run: TrainingRun) -> TrainResult:
@@ -66,6 +67,7 @@ class TrainResult:
             baseline=dict(trained.baseline), train_rows=trained.train_rows, test_rows=trained.test_rows,
             data_path=prepared.snapshot.path, data_version=prepared.snapshot.version,
             scorer=registration.scorer, scorer_reason=registration.scorer_reason, report=render_report(trained),
+            fit_seconds=trained.fit_seconds,
         )  # fmt: skip
 
 

@@ -8,8 +8,10 @@ side imports Spark: serving never does)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+import time
 from typing import Any
 
 import ray
@@ -20,6 +22,8 @@ from serving._experiment import OnlineReport, online_report
 from serving._settings import STATE_NAMESPACE, WatchSettings
 
 logger = logging.getLogger("ray.serve")
+# A redeploy starts its replicas in well under this; a reload waits for them (see _wait_until_running).
+_RELOAD_WAIT_SECONDS = 600.0
 
 
 def watcher_name(app_name: str) -> str:
@@ -79,6 +83,23 @@ async def _reload_app(app_name: str) -> None:
     await serve.get_deployment_handle(INGRESS_NAME, app_name).reload_all.remote()
 
 
+def _wait_until_running(app_name: str, timeout: float) -> bool:
+    """Whether the app is RUNNING within ``timeout`` s. The watcher starts with a (re)deploy: a move made
+    while the new replicas start would reach the old ones only, and a new replica that resolved its aliases
+    before the move would serve the old champion until the next reload (seen in CI)."""
+    from ray import serve
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(Exception):  # the controller busy with the deploy: ask again
+            app = serve.status().applications.get(app_name)
+            if app is not None and app.status == "RUNNING":
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+
+
 @ray.remote(num_cpus=0, max_restarts=-1)
 class ExperimentWatcher:
     """Checks the app's experiment on a thread; after an alias move, the app re-resolves its aliases."""
@@ -102,6 +123,8 @@ class ExperimentWatcher:
                 self._reload()
 
     def _reload(self) -> None:
+        if not _wait_until_running(self.settings.app_name, _RELOAD_WAIT_SECONDS):
+            logger.warning("experiment: the app is not RUNNING after %.0f s: reloading now", _RELOAD_WAIT_SECONDS)
         try:
             # A handle of the high-throughput mode is only usable inside an event loop: one for this call.
             asyncio.run(_reload_app(self.settings.app_name))

@@ -1,6 +1,7 @@
 """Starting and stopping the engines: Java 17, Ray, and Spark inside Ray through RayDP."""
 
 from pipeline.runtime._detached import (
+    CURRENT_CLUSTER_FILE,
     ClusterError,
     DetachedHead,
     start_detached_head,
@@ -30,6 +31,7 @@ from pipeline.runtime._session import (
 )
 
 __all__ = [
+    "CURRENT_CLUSTER_FILE",
     "HEAD_NODE_RESOURCE",
     "HIGH_THROUGHPUT_ENVIRONMENT",
     "JAVA17_OPTIONS",

@@ -109,23 +109,44 @@ def start_worker_node(
                                 env={**os.environ, **HIGH_THROUGHPUT_ENVIRONMENT})  # fmt: skip
 
 
-def stop_detached_head(pid: int, timeout: float = 60.0) -> bool:
+def stop_detached_head(pid: int, timeout: float = 60.0, address: str | None = None) -> bool:
     """Stop a node started by ``start_detached_head`` or ``start_worker_node`` and the Ray processes it
     started. ``ray start`` alone gets the SIGTERM first: it drains the node through the GCS, then ends its
     processes (~3 s). Signalling the whole group at once kills the GCS under it, and Ray then waits 30 s
-    for a GCS that is gone before shutting down."""
+    for a GCS that is gone before shutting down. Give a head's ``address`` to forget it as this machine's
+    current cluster, as ``ray stop`` does."""
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
-    if _group_gone(pid, timeout / 2):
-        return True
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
     if not _group_gone(pid, timeout / 2):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGTERM)
+        if not _group_gone(pid, timeout / 2):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    if address is not None:
+        forget_current_cluster(address)
     return True
+
+
+# Where `ray start` records its cluster for a later `ray.init()` without an address on this machine.
+CURRENT_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
+
+
+def forget_current_cluster(address: str) -> None:
+    """Remove ``CURRENT_CLUSTER_FILE`` when it names the head at ``address`` (one that is stopped): left
+    behind, a later ``ray.init(num_cpus=...)`` on this machine tries to join the stopped head and fails.
+    The file is matched by port: ``ray start`` records the machine's own IP there, even for a head told
+    ``--node-ip-address 127.0.0.1``, and the head it names is on this machine either way."""
+    with contextlib.suppress(OSError):
+        if _same_port(CURRENT_CLUSTER_FILE.read_text().strip(), address):
+            CURRENT_CLUSTER_FILE.unlink()
+
+
+def _same_port(recorded: str, address: str) -> bool:
+    """Whether two ``host:port`` addresses of this machine's heads name the same port."""
+    return recorded.rpartition(":")[2] == address.rpartition(":")[2]
 
 
 def _group_gone(pid: int, timeout: float) -> bool:

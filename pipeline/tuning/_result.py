@@ -29,6 +29,8 @@ class SweepResult:
     seconds: float  # everything, from starting the Spark actor to closing the MLflow run
     trials_seconds: float = 0.0  # Tune running the trials
     refit_seconds: float = 0.0  # refitting, testing, logging and registering the best
+    startup_seconds: float = 0.0  # the actor starting Spark, reading, checking, profiling, caching the split
+    features_seconds: float = 0.0  # the actor fitting and caching the first feature stages on the folds
     ingested: DeltaWrite | None = None  # the table written first (``ingest_missing`` and no table yet)
 
     @property

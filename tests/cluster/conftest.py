@@ -148,7 +148,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         for worker in started.workers:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(worker.pid, signal.SIGKILL)
-        stop_detached_head(head.pid)
+        stop_detached_head(head.pid, address=head.address)
         stop_haproxy(head.haproxy_dir)
         os.environ.clear()
         os.environ.update(saved)

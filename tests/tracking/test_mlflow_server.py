@@ -1,6 +1,7 @@
 """MLflow as a real tracking server on PostgreSQL (the machines run one on 127.0.0.1:5432, trust auth):
-a database of its own per run, a real `mlflow server` process, then two `train` jobs registering at the
-same moment, a sweep with concurrent trials, and the serving app loading both aliases from that server.
+a database of its own per run, a real `mlflow server` process, then a sweep with concurrent trials (a
+`tune` process) and a training registering at the same moment as the sweep's refit, and the serving app
+loading both aliases from that server.
 Every version must exist exactly once, the aliases must point at distinct versions, no run may be lost."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import json
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +24,7 @@ import yaml
 from deltalake import DeltaTable
 
 from pipeline.runtime import free_port
-from tests.conftest import PROJECT_ROOT, run_cli, stop_process_group
+from tests.conftest import PROJECT_ROOT, cli_environment, stop_process_group
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
@@ -89,44 +91,58 @@ def _runs(client: Any) -> list[Any]:
 def test_concurrent_jobs_and_a_sweep_register_on_the_server_and_the_app_serves_from_it(
     server: str, tmp_path: Path, runtime: Any
 ) -> None:
+    from pipeline._console import Console
     from pipeline.config import load_config
     from pipeline.data import ingest
+    from pipeline.jobs import train_and_register
 
     client = mlflow.MlflowClient(tracking_uri=server)
     config = _config(tmp_path, server)
     ingest(runtime.spark, load_config(config).data)  # the session's Spark: the CLI's ingest is tested apart
 
-    # Two jobs started together: each its own Ray and Spark, both registering against the one server.
-    jobs = [subprocess.Popen([sys.executable, "-m", "pipeline", "train", "--config", str(config)],
-                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for _ in range(2)]  # fmt: skip
-    outputs = [job.communicate(timeout=600)[0] for job in jobs]
+    # A sweep in its own process (own Ray and Spark; its trials logging to the server two at a time) and,
+    # once it refits its best, a training here on the session's Spark: two registrations against the one
+    # server at about the same moment (a second process's Ray and Spark start-up would add minutes).
+    sweep = _config(tmp_path, server, tuning={"search": "grid", "space": {"regParam": [0.0, 0.01, 0.1]},
+                                              "max_concurrent_trials": 2, "name": "pg-sweep"})  # fmt: skip
+    job = subprocess.Popen([sys.executable, "-m", "pipeline", "tune", "--config", str(sweep)],
+                           cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env=cli_environment({"PYTHONUNBUFFERED": "1"}))  # fmt: skip
+    lines: list[str] = []
+    refitting = threading.Event()
+
+    def read() -> None:  # the whole of its output, so that it never blocks on a full pipe
+        for line in job.stdout or []:
+            lines.append(line)
+            if "Refitting the best" in line:
+                refitting.set()
+        refitting.set()  # it ended before the refit: the assertion below shows why
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert refitting.wait(timeout=900), "the sweep did not reach its refit"
+        trained = train_and_register(runtime.spark, load_config(config), Console(quiet=True)).registration
+        job.wait(timeout=600)
+        reader.join(timeout=30)
+    finally:
+        if job.poll() is None:
+            job.kill()
     # The CLI's own one-line errors first: Spark's and MLflow's log lines would push them out of view.
-    failures = [
-        [line for line in output.splitlines() if line.startswith(("error:", "config error:"))] or output[-2000:]
-        for job, output in zip(jobs, outputs, strict=True)
-        if job.returncode
-    ]
-    assert not failures, failures
+    errors = [line for line in lines if line.startswith(("error:", "config error:"))]
+    assert job.returncode == 0, errors or "".join(lines)[-3000:]
     versions = client.search_model_versions("name = 'pg-model'")
-    assert sorted(int(v.version) for v in versions) == [1, 2]
+    assert sorted(int(v.version) for v in versions) == [1, 2]  # each registration once
     assert len({v.run_id for v in versions}) == 2
     aliases = client.get_registered_model("pg-model").aliases
     assert set(aliases) == {"champion", "challenger"} and aliases["champion"] != aliases["challenger"], aliases
-
-    sweep = _config(tmp_path, server, tuning={"search": "grid", "space": {"regParam": [0.0, 0.01, 0.1]},
-                                              "max_concurrent_trials": 2, "name": "pg-sweep"})  # fmt: skip
-    swept = run_cli("tune", "--config", str(sweep), timeout=900)
-    assert swept.returncode == 0, swept.stderr[-3000:]
-    versions = client.search_model_versions("name = 'pg-model'")
-    assert sorted(int(v.version) for v in versions) == [1, 2, 3]  # the refit best, once
     runs = _runs(client)
     trials = [run for run in runs if run.data.tags.get("trial_id")]
     assert len(trials) == 3 and all(run.info.status == "FINISHED" for run in runs), [r.info.status for r in runs]
     assert {v.run_id for v in versions} <= {run.info.run_id for run in runs}  # every version has its run
-    # Two trainings, the sweep's parent, its three trials and the refit of the best (version 3): none lost.
-    assert len(runs) == 2 + 1 + 3 + 1, len(runs)
-    (best,) = [version for version in versions if version.version in (3, "3")]
+    # The training, the sweep's parent, its three trials and the refit of the best: none lost.
+    assert len(runs) == 1 + 1 + 3 + 1, len(runs)
+    (best,) = [version for version in versions if version.run_id != trained.run_id]
     refit = client.get_run(str(best.run_id))
     assert refit.data.tags["mlflow.parentRunId"] == trials[0].data.tags["mlflow.parentRunId"]
     artifacts = {item.path for item in client.list_artifacts(str(versions[0].run_id))}

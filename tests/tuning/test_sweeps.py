@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -35,6 +36,16 @@ def write_config(root: Path, tuning: str, algorithm: str = "random_forest", hype
     tuning += "  name: sweeps-sweep\n"
     path.write_text(BASE.format(tuning=tuning, algorithm=algorithm, hyperparameters=hyperparameters))
     return path
+
+
+def recorded_finished(experiment: Path) -> set[str]:
+    """Ids of the trials Tune's saved experiment state records as TERMINATED (empty while none is, or
+    while the file is being rewritten)."""
+    for state in experiment.glob("experiment_state-*.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError, IndexError, TypeError):
+            trials = [json.loads(item[0]) for item in json.loads(state.read_text())["trial_data"]]
+            return {trial["trial_id"] for trial in trials if trial["status"] == "TERMINATED"}
+    return set()
 
 
 def child_runs(root: Path) -> list[Any]:
@@ -145,16 +156,20 @@ def test_resume_finishes_only_unfinished_trials(tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            finished = [p for p in experiment.glob("*/result.json") if p.stat().st_size > 0]
-            if finished:
-                break
-            time.sleep(1)
-        assert finished, "no trial finished in time"
+        finished: set[str] = set()
+        while time.monotonic() < deadline and not finished:
+            time.sleep(0.5)
+            finished = recorded_finished(experiment)
+        assert finished, "no trial recorded finished in time"
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the driver dies (with its local Ray) mid-sweep
         process.wait(timeout=60)
-    done_before = {p.parent.name: p.read_text() for p in experiment.glob("*/result.json") if p.stat().st_size > 0}
+    # What a resume must keep: the trials Tune's saved state records as finished at the kill (the sweep
+    # saves it every 2 s; killed between two saves, a trial that had just finished is run again).
+    finished |= recorded_finished(experiment)  # saved again before the kill (or being rewritten: as before)
+    done_before = {path.parent.name: path.read_text() for path in experiment.glob("*/result.json")
+                   if any(trial_id in path.parent.name for trial_id in finished)}  # fmt: skip
+    assert len(done_before) == len(finished), (finished, done_before)
 
     resumed = run_cli("tune", "--config", str(config), "--resume")
     assert resumed.returncode == 0, resumed.stderr[-4000:]
