@@ -108,6 +108,10 @@ class ExperimentWatcher:
         self.settings = settings
         self.actions: list[str] = []
         self._stop = threading.Event()
+        # One loop for the watcher's life: a Serve handle of the high-throughput mode is bound to the loop
+        # it was made in, and stops taking the controller's updates once that loop ends.
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True, name="experiment-reload").start()
         threading.Thread(target=self._watch, daemon=True, name="experiment-watch").start()
 
     def _watch(self) -> None:
@@ -123,11 +127,20 @@ class ExperimentWatcher:
                 self._reload()
 
     def _reload(self) -> None:
-        if not _wait_until_running(self.settings.app_name, _RELOAD_WAIT_SECONDS):
+        """Every replica running now re-resolves its aliases at once; when the app is being (re)deployed,
+        those started meanwhile (which may have resolved them before the move) do once it is RUNNING."""
+        app_name = self.settings.app_name
+        settled = _wait_until_running(app_name, 0)
+        self._reload_replicas()
+        if settled:
+            return
+        if not _wait_until_running(app_name, _RELOAD_WAIT_SECONDS):
             logger.warning("experiment: the app is not RUNNING after %.0f s: reloading now", _RELOAD_WAIT_SECONDS)
+        self._reload_replicas()
+
+    def _reload_replicas(self) -> None:
         try:
-            # A handle of the high-throughput mode is only usable inside an event loop: one for this call.
-            asyncio.run(_reload_app(self.settings.app_name))
+            asyncio.run_coroutine_threadsafe(_reload_app(self.settings.app_name), self._loop).result(timeout=120)
         except Exception as error:  # the replicas also re-resolve on their own at the next redeploy
             logger.warning("experiment: the app did not reload: %s", error)
 

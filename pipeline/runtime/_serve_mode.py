@@ -25,10 +25,15 @@ _MODE_VARIABLES = ("RAY_SERVE_ENABLE_HA_PROXY", "RAY_SERVE_THROUGHPUT_OPTIMIZED"
 # The mode on every node of a cluster (locally and in the Kubernetes manifests). Nothing restarts a dead
 # HAProxy but the controller's health check of its proxy actor (3 failed checks in a row): every 10 s by
 # default, so the app was down for over 30 s. Every second: ~4 s.
+# A stopping ingress replica stays open for Serve's minimum drain period (30 s by default, meant for an
+# external load balancer's deregistration) before it stops: every redeploy, `serve --stop` and alias
+# rollout waited that long. Here HAProxy is that balancer; it drops the replica within a second or two of
+# the controller's update and retries refused connections: 5 s covers it.
 HIGH_THROUGHPUT_ENVIRONMENT = {
     **dict.fromkeys(_MODE_VARIABLES, "1"),
     "RAY_SERVE_PROXY_HEALTH_CHECK_PERIOD_S": "1",
     "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "3",
+    "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "5",
 }
 
 
