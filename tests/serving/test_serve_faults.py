@@ -157,7 +157,8 @@ def _ready_for_kill(app: Any) -> int:
 def _after_kill(app: Any, statuses: Counter[str], recovery: float, counted_before: int, outage: bool) -> None:
     client = app["client"]
     failed = {status: count for status, count in statuses.items() if status != "200"}
-    assert recovery <= RECOVERY_BOUND_SECONDS, (recovery, statuses)
+    # Issue 10's 10 s holds for every kill but HAProxy's (a measured outage: see RECOVERY_BOUND_SECONDS).
+    assert recovery <= (RECOVERY_BOUND_SECONDS if outage else WATCH_SECONDS), (recovery, statuses)
     assert not {status for status in failed if "Timeout" in status}, statuses  # failures are quick, never hangs
     if outage:
         # The HTTP listener itself died: until its replacement has its routes, every request fails at once
