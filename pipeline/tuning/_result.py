@@ -31,6 +31,9 @@ class SweepResult:
     refit_seconds: float = 0.0  # refitting, testing, logging and registering the best
     startup_seconds: float = 0.0  # the actor starting Spark, reading, checking, profiling, caching the split
     features_seconds: float = 0.0  # the actor fitting and caching the first feature stages on the folds
+    # From the first feature stages' start to the last trial's end: the actor fits those features while
+    # Tune starts its trial workers, so this is less than features_seconds + trials_seconds.
+    search_seconds: float = 0.0
     ingested: DeltaWrite | None = None  # the table written first (``ingest_missing`` and no table yet)
 
     @property

@@ -2,13 +2,15 @@
 
 RayDP allows one Spark application per Ray namespace and one ``init_spark`` per process, so trials
 never start Spark: they call :meth:`SparkTrainer.fit`. The actor reads, checks and caches the training
-split once, fits the feature stages once per fold (and per feature variant: the first algorithm's at
-start-up, others when a trial first needs them), caches the transformed frames, and runs each fit as
-its own Spark job in a FAIR scheduler pool named after the trial.
+split once, fits the feature stages once per fold (and per feature variant: the first algorithm's in a
+thread started at start-up, while Tune starts its trial workers; others when a trial first needs them),
+caches the transformed frames, and runs each fit as its own Spark job in a FAIR scheduler pool named
+after the trial.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import replace
@@ -44,12 +46,14 @@ class SparkTrainer:
 
     def __init__(self, config_json: str, ingest_missing: bool = False) -> None:
         self.started = time.monotonic()
-        self.startup_seconds = self.features_seconds = 0.0
+        self.startup_seconds = self.features_seconds = self.features_started_at = 0.0
         self.config = PipelineConfig.model_validate_json(config_json)
         prepare_process_environment(find_java())
         self.spark = start_spark(self.config.spark, local=self.config.ray.address is None, extra=_FAIR)
         self._folds: dict[tuple[bool, bool], list[tuple[DataFrame, DataFrame]]] = {}
+        self._fold_failures: dict[tuple[bool, bool], Exception] = {}
         self._lock = threading.Lock()
+        self._first_features: threading.Thread | None = None
         self._failure: PipelineError | None = None
         self.ingested: DeltaWrite | None = None
         try:
@@ -63,11 +67,13 @@ class SparkTrainer:
             self.prepared.train.count()
             self.cores = self._executor_cores()  # once, after prepare's jobs: the executors are up by then
             self.startup_seconds = time.monotonic() - self.started
-            spec = get_algorithm(self.config.model.algorithm)
-            self._cached_folds(spec.needs_non_negative_features(spec.merged({})), spec.centered_features)
-            self.features_seconds = time.monotonic() - self.started - self.startup_seconds
         except PipelineError as error:  # bad data: reported by describe(), so the driver can say it plainly
             self._failure = error
+            return
+        # Tune takes ~10 s to start its trial workers: the first features are fitted meanwhile, and the
+        # first trials wait for them (on the folds' lock) instead of Tune waiting for them.
+        self._first_features = threading.Thread(target=self._fit_first_features, daemon=True)
+        self._first_features.start()
 
     def describe(self) -> dict[str, Any]:
         """What the trials will train on (for the driver's progress line and the parent run)."""
@@ -83,8 +89,13 @@ class SparkTrainer:
             "ingested": self.ingested,
             "cores": self.cores,
             "startup_seconds": self.startup_seconds,  # Spark, reading, checks, profile, caching the split
-            "features_seconds": self.features_seconds,  # the first feature stages fitted on the folds
         }
+
+    def timings(self) -> dict[str, float]:
+        """When the first feature stages started (wall clock) and how long fitting and caching them took."""
+        if self._first_features is not None:
+            self._first_features.join()
+        return {"features_started_at": self.features_started_at, "features_seconds": self.features_seconds}
 
     def fit(
         self, algorithm: str, hyperparameters: dict[str, Any], pool: str, fraction: float = 1.0
@@ -154,12 +165,28 @@ class SparkTrainer:
         started = len(executors) - 1  # the driver is listed too
         return started * per_executor if started > 0 else context.defaultParallelism
 
+    def _fit_first_features(self) -> None:
+        self.features_started_at = time.time()  # wall clock: the driver compares it with its own
+        begun = time.monotonic()
+        spec = get_algorithm(self.config.model.algorithm)
+        with contextlib.suppress(Exception):  # kept by _cached_folds: each trial reports it as its error
+            self._cached_folds(spec.needs_non_negative_features(spec.merged({})), spec.centered_features)
+        self.features_seconds = time.monotonic() - begun
+
     def _cached_folds(self, non_negative: bool, center: bool) -> list[tuple[DataFrame, DataFrame]]:
-        """(fit, validation) frames with features computed, built once per feature variant."""
+        """(fit, validation) frames with features computed, built once per feature variant; a variant
+        that failed fails every later call at once with the same error (not a rebuild per trial)."""
+        variant = (non_negative, center)
         with self._lock:
-            if (non_negative, center) not in self._folds:
-                self._folds[(non_negative, center)] = self._build_folds(non_negative, center)
-            return self._folds[(non_negative, center)]
+            if variant in self._fold_failures:
+                raise self._fold_failures[variant]
+            if variant not in self._folds:
+                try:
+                    self._folds[variant] = self._build_folds(non_negative, center)
+                except Exception as error:
+                    self._fold_failures[variant] = error
+                    raise
+            return self._folds[variant]
 
     def _build_folds(self, non_negative: bool, center: bool) -> list[tuple[DataFrame, DataFrame]]:
         from pyspark.ml import Pipeline

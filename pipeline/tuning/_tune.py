@@ -144,7 +144,7 @@ def run_sweep(
     planned_cores = config.spark.num_executors * config.spark.executor_cores
     most = tuning.max_concurrent_trials or planned_cores
     actor_class = remote(num_cpus=0, max_concurrency=most + 4)(SparkTrainer)
-    with console.timed("Starting the Spark-owning actor (reads the data once, caches the features)"):
+    with console.timed("Starting the Spark-owning actor (reads and caches the data once)"):
         # On the head node, with RayDP's masters: losing a worker node must not take the Spark driver.
         placed = actor_class.options(name=TRAINER_NAME, resources={HEAD_NODE_RESOURCE: 0.001})
         trainer = placed.remote(trainer_config.model_dump_json(), ingest_missing)
@@ -214,6 +214,10 @@ def run_sweep(
         except Exception as error:  # Tune's own failure (not a trial's): one line, not its traceback
             raise SweepError(f"the sweep {name!r} stopped: {_root_cause(error)}") from error
         trials_seconds = time.monotonic() - trials_started
+        trials_ended_at = time.time()
+        timings = ray.get(trainer.timings.remote())
+        # The actor fitted the first features while Tune started its workers: the two overlap.
+        search_seconds = max(trials_seconds, trials_ended_at - timings["features_started_at"])
         trials = _leaderboard(grid, metric, mode)
         log_trial_runs(config.tracking, parent_run_id, trials)
         best = next((t for t in trials if not t.error and metric in t.metrics), None)
@@ -244,8 +248,8 @@ def run_sweep(
         if best is None:
             raise SweepError(no_success_message(name, trials, parent_run_id))
         return SweepResult(name, str(experiment_dir), metric, mode, trials, parent_run_id, refit,
-                           time.monotonic() - started, trials_seconds, refit_seconds,
-                           described["startup_seconds"], described["features_seconds"], ingested)  # fmt: skip
+                           time.monotonic() - started, trials_seconds, refit_seconds, described["startup_seconds"],
+                           timings["features_seconds"], search_seconds, ingested)  # fmt: skip
     finally:
         try:
             ray.get(trainer.stop.remote(), timeout=60)
