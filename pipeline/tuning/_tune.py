@@ -240,6 +240,13 @@ def run_sweep(
             "trials": len(trials),
             "failed_trials": sum(1 for t in trials if t.error),
             "sweep_seconds": time.monotonic() - started,
+            # Where the time went, on the parent run: the actor's start-up, its first features (while Tune
+            # started its workers), Tune's trials, the two together, and the refit with its logging.
+            "startup_seconds": described["startup_seconds"],
+            "features_seconds": timings["features_seconds"],
+            "trials_seconds": trials_seconds,
+            "search_seconds": search_seconds,
+            "refit_seconds": refit_seconds,
         }
         if refit:
             outcome.update({f"test_{k}": v for k, v in refit.metrics.items()})
