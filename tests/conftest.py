@@ -61,9 +61,10 @@ def cli_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str, env: dict[str, str] | None = None, timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m pipeline ARGS`` as a user would, in a fresh process."""
+    """Run ``python -m pipeline ARGS`` as a user would, in a fresh process. The timeout only catches a
+    hang: on a slow machine (2026-12-04: ~2.5 min to start Ray and Spark) a small sweep took over 300 s."""
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args],
         capture_output=True,
