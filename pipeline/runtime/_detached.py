@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,11 +40,29 @@ class DetachedHead:
 
 
 def start_detached_head(
-    ray_config: RayConfig, log: Path, high_throughput: bool = True, timeout: float = 60.0
+    ray_config: RayConfig, log: Path, high_throughput: bool = True, timeout: float = 120.0, attempts: int = 3
 ) -> DetachedHead:
     """``ray start --head --block`` in its own session; its workers inherit Java 17, this Python and
-    Serve's mode (high-throughput unless turned off)."""
+    Serve's mode (high-throughput unless turned off). Returns once ``ray start`` says the runtime started.
+
+    On a loaded machine ``ray start`` can give up on its own raylet ("The current node timed out during
+    startup": Ray waits 30 s for it, a constant; seen on a slow 2-core machine, 2026-12-04): such a start
+    is stopped and tried again, at most ``attempts`` times, as KubeRay restarts a head pod."""
     prepare_process_environment(find_java())
+    for attempt in range(1, attempts + 1):
+        head = _start_head_once(ray_config, log, high_throughput, timeout)
+        if head is not None:
+            return head
+        with log.open("a") as output:
+            output.write(f"\n[pipeline] ray start gave up (attempt {attempt} of {attempts})\n")
+    raise ClusterError(f"ray start exited before the head was up, {attempts} times; see {log}")
+
+
+def _start_head_once(
+    ray_config: RayConfig, log: Path, high_throughput: bool, timeout: float
+) -> DetachedHead | None:
+    """One ``ray start --head``: the head once up, None if ``ray start`` exited first (its processes
+    stopped); a ClusterError if it is neither up nor gone within ``timeout``."""
     mode = serve_mode(high_throughput)
     port = free_port()
     command = [
@@ -60,31 +77,39 @@ def start_detached_head(
     if ray_config.num_cpus is not None:
         command += ["--num-cpus", str(ray_config.num_cpus)]
     log.parent.mkdir(parents=True, exist_ok=True)
+    written = log.stat().st_size if log.exists() else 0
     with log.open("ab") as output:
         process = subprocess.Popen(
             command,
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **mode.environment},
+            # Unbuffered: its "Ray runtime started." reaches the log while it blocks.
+            env={**os.environ, **mode.environment, "PYTHONUNBUFFERED": "1"},
         )
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ClusterError(f"ray start exited with code {process.returncode}; see {log}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                use_head_auth()  # after the start: on a first run, `ray start` writes the token
-                dashboard = (
-                    f"http://{ray_config.dashboard_host}:{ray_config.dashboard_port}"
-                    if ray_config.dashboard
-                    else None
-                )
-                return DetachedHead(address, process.pid, dashboard, log, mode.haproxy_dir)
+            with contextlib.suppress(ProcessLookupError):  # what it started before giving up (its group)
+                os.killpg(process.pid, signal.SIGKILL)
+            forget_current_cluster(address)
+            return None
+        with log.open("rb") as output:
+            output.seek(written)
+            started = _STARTED in output.read()
+        if started:
+            use_head_auth()  # after the start: on a first run, `ray start` writes the token
+            dashboard = (
+                f"http://{ray_config.dashboard_host}:{ray_config.dashboard_port}" if ray_config.dashboard else None
+            )
+            return DetachedHead(address, process.pid, dashboard, log, mode.haproxy_dir)
         time.sleep(0.5)
     os.killpg(process.pid, signal.SIGTERM)
-    raise ClusterError(f"the Ray head did not answer on {address} within {timeout:.0f} s; see {log}")
+    raise ClusterError(f"the Ray head did not start on {address} within {timeout:.0f} s; see {log}")
+
+
+_STARTED = b"Ray runtime started."
 
 
 def start_worker_node(
