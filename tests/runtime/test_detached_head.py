@@ -9,8 +9,10 @@ retry, the log reading and the stop are the real functions'. The real head start
 
 from __future__ import annotations
 
+import os
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,16 @@ from pipeline.config import RayConfig
 from pipeline.runtime import ClusterError, start_detached_head, stop_detached_head
 
 GIVES_UP = "Exception: The current node timed out during startup."
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """The head's start exports Java and ``PYSPARK_PYTHON`` (here the stand-in interpreter's path) into
+    this process's environment, which the session's Spark and later tests' CLI processes inherit."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def _stand_in_ray(folder: Path, failures: int, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -55,3 +67,8 @@ def test_a_head_that_always_gives_up_is_one_clear_error(tmp_path: Path, monkeypa
     with pytest.raises(ClusterError, match=r"^ray start exited before the head was up, 3 times; see .*head\.log$"):
         start_detached_head(RayConfig(dashboard=False), log, high_throughput=False, timeout=30)
     assert counter.read_text().strip() == "3"
+
+
+def test_the_stand_in_leaves_the_environment_as_it_found_it() -> None:
+    # Runs after the two above (file order): their start set PYSPARK_PYTHON to the stand-in's path.
+    assert os.environ.get("PYSPARK_PYTHON", sys.executable) == sys.executable
