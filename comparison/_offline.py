@@ -1,6 +1,8 @@
 """Offline comparisons, paired on the same rows: McNemar on correctness, a paired bootstrap on the area under
 the ROC curve, paired t-tests on regression errors and on per-user NDCG@k, a paired bootstrap on the
-silhouette. The tests are statsmodels', scipy's and scikit-learn's."""
+silhouette. The tests are statsmodels', scipy's and scikit-learn's, imported where they are used: importing
+them costs every process that imports `pipeline` (a CLI call, each Tune trial's worker) 3-6 s on a slow
+machine, and only a comparison needs them."""
 
 from __future__ import annotations
 
@@ -11,8 +13,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
-from statsmodels.stats.contingency_tables import mcnemar
 
 from comparison._result import Comparison, decide
 
@@ -60,6 +60,9 @@ def compare_correctness(
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
     table = [[int(np.sum(a & b)), only_a], [only_b, int(np.sum(~a & ~b))]]
     exact = only_a + only_b < EXACT_BELOW
+    from scipy import stats
+    from statsmodels.stats.contingency_tables import mcnemar
+
     p_value = float(mcnemar(table, exact=exact, correction=True).pvalue)
     n = len(a)
     difference = (only_b - only_a) / n
@@ -81,6 +84,8 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     n_pos, n_neg = int(positives.sum()), int((~positives).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("auc_roc needs both classes among the rows")
+    from scipy import stats
+
     ranks = stats.rankdata(scores)
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
@@ -100,6 +105,8 @@ def compare_auc(
 
     rows = np.arange(len(y))
     observed = difference(rows)
+    from scipy import stats
+
     result = stats.bootstrap((rows,), difference, vectorized=False, n_resamples=resamples,
                              confidence_level=1 - alpha, method="percentile", random_state=seed)  # fmt: skip
     spread = result.bootstrap_distribution
@@ -114,6 +121,8 @@ def _paired_t(
     values_a: ArrayLike, values_b: ArrayLike, metric: str, alpha: float, higher_is_better: bool, mde: float | None
 ) -> Comparison:
     a, b = _paired(values_a, values_b, metric)
+    from scipy import stats
+
     result = stats.ttest_rel(b, a)
     interval = result.confidence_interval(confidence_level=1 - alpha)
     difference = float(np.mean(b - a))

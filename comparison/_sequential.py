@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 from comparison._result import Comparison, decide
 
@@ -58,6 +57,8 @@ def samples_for_power(
     if not 0 < share_b < 1 or mde <= 0:
         raise ValueError(f"share_b = {share_b}, mde = {mde}: need 0 < share_b < 1 and mde > 0")
     tau2 = mde**2
+    from scipy import stats
+
     z = float(stats.norm.ppf(power))
     per_sample = variance_a / (1 - share_b) + variance_b / share_b  # the variance of the difference is this / n
 
