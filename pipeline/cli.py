@@ -88,12 +88,17 @@ def _train(config: PipelineConfig, args: argparse.Namespace) -> int:
 
     result = train(config)
     _report_training(result, config)
-    if args.result is not None:
+    _write_trained(args, result)
+    return 0
+
+
+def _write_trained(args: argparse.Namespace, result: TrainResult) -> None:
+    """``--result FILE``: the registered model's outcome as JSON (what `POST /train` jobs poll)."""
+    if getattr(args, "result", None) is not None:
         _write_result(args.result, {
             "status": "SUCCEEDED", "model": result.model_name, "version": str(result.version),
             "alias": result.alias, "run_id": result.run_id, "scorer": result.scorer, "metrics": result.metrics,
         })  # fmt: skip
-    return 0
 
 
 def _write_result(path: Path, record: dict[str, object]) -> None:
@@ -113,6 +118,7 @@ def _run(config: PipelineConfig, args: argparse.Namespace) -> int:
         _print_ingest(ingest_if_missing(runtime.spark, config, runtime.console))
         result = TrainResult.of(train_and_register(runtime.spark, config, runtime.console))
     _report_training(result, config)
+    _write_trained(args, result)
     return 0
 
 
@@ -139,6 +145,8 @@ def _tune(config: PipelineConfig, args: argparse.Namespace, ingest_missing: bool
         print(f"best refit on {refit.train_rows} rows, test: {tested}")
         print(f"model:         {refit.model_name} version {refit.version}{alias}")
     print(f"mlflow run:    {result.parent_run_id} (sweep parent; trials are its child runs)")
+    if result.refit is not None:
+        _write_trained(args, result.refit)
     return 0
 
 
@@ -312,7 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("ingest", _ingest, "generate or load data and write it to the configured Delta table")
     train = add("train", _train, "train, evaluate and register a model on the configured data")
     train.add_argument("--result", type=Path, metavar="FILE", help="also write the outcome (or the error) as JSON")
-    add("run", _run, "the main job: ingest if the table is missing, then train (or tune, with a tuning section)")
+    run = add(
+        "run", _run, "the main job: ingest if the table is missing, then train (or tune, with a tuning section)"
+    )
+    run.add_argument(
+        "--result",
+        type=Path,
+        metavar="FILE",
+        help="also write the outcome (or the error) as JSON: the trained model, or a sweep's refit best",
+    )
     tune = add("tune", _tune, "run the configured Ray Tune sweep, then refit, test and register the best")
     tune.add_argument("--resume", action="store_true", help="finish an interrupted sweep (same tuning.name)")
     add("models", models_command, "list the registered versions with their aliases, metrics and data version")

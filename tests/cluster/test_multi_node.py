@@ -65,24 +65,24 @@ def _sweep(space: list[float], name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, cluster: LocalCluster) -> Path:
-    """A project root whose Delta table was ingested on the cluster (its executors checked)."""
+    """A project root whose Delta table was ingested and whose model was trained on the cluster by one
+    `run --result` (its executors checked), the model registered as @champion: what the serving test
+    serves, and the undisturbed outcome (``undisturbed.json``) the executor-kill test's train must equal."""
     root = tmp_path_factory.mktemp("multi-node")
     before = set(cluster.actor_nodes(EXECUTOR_CLASS))
-    ingested = run_cli("ingest", "--config", str(_config(root, cluster)), timeout=600)
-    assert ingested.returncode == 0, ingested.stderr[-3000:]
+    result = root / "undisturbed.json"
+    ran = run_cli("run", "--config", str(_config(root, cluster)), "--result", str(result), timeout=900)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "ingested 6000 rows into" in ran.stdout, ran.stdout[-2000:]
     executors = {a: n for a, n in cluster.actor_nodes(EXECUTOR_CLASS).items() if a not in before}
     assert len(executors) == 2 and len(set(executors.values())) == 2, executors  # SPREAD: one per node
     return root
 
 
 @pytest.fixture(scope="module")
-def trained(project: Path, cluster: LocalCluster) -> Path:
-    """The result record of one undisturbed `train` on the cluster (its model registered as @champion):
-    what the serving test serves and what the executor-kill test's disturbed train must equal."""
-    result = project / "undisturbed.json"
-    first = run_cli("train", "--config", str(_config(project, cluster)), "--result", str(result), timeout=900)
-    assert first.returncode == 0, first.stderr[-3000:]
-    return result
+def trained(project: Path) -> Path:
+    """The result record of the undisturbed training of ``project``."""
+    return project / "undisturbed.json"
 
 
 class _Stream:
@@ -142,7 +142,7 @@ def _served(config: Path) -> Iterator[dict[str, str]]:
 
 
 def test_serving_on_both_nodes_survives_losing_replicas_then_the_worker_node(
-    project: Path, cluster: LocalCluster, trained: Path
+    project: Path, cluster: LocalCluster
 ) -> None:
     config = _config(project, cluster, serving={"variants": {"champion": {"alias": "champion", "weight": 1}}})
     with _served(config) as urls:
