@@ -21,8 +21,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # process and on each cluster node a test starts; they inherit this environment) compiles with C1 only.
 # Tests run many short Spark jobs on small data, where C2's compiler threads take the two cores from the
 # work and never pay back: a small `run` took 149 s instead of 184 s on a slow machine (2026-12-05). What
-# the JVM computes is the same either way; users' jobs keep the JVM's default (tiered) compilation.
-os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
+# the JVM computes is the same either way; users' jobs keep the JVM's default (tiered) compilation. C1's
+# frames are larger than C2's: ALS's deep recursion overflowed the default 1 MB thread stack (a
+# StackOverflowError in the executors, seen in CI), hence the larger stacks.
+os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -Xss8m")
 
 
 def make_config(root: Path, **sections: Any) -> PipelineConfig:

@@ -29,6 +29,9 @@ from pipeline.runtime import free_port
 from tests.cluster.conftest import NODE_CPUS, LocalCluster
 from tests.conftest import PROJECT_ROOT, cli_environment, run_cli
 
+# 18.5 minutes on a slow 2-core machine (2026-12-05): run by .ci/run after the default run when it left time.
+pytestmark = pytest.mark.extended
+
 EXECUTOR_CLASS = "org.apache.spark.executor.RayDPExecutor"
 # What a trial's worker process is called: Ray titles it after Tune's actor for a function trainable
 # (ImplicitFunc), then after the trainable (run_trial).

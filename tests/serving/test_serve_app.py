@@ -440,6 +440,7 @@ def test_without_a_token_the_admin_routes_do_not_exist(served: Any) -> None:
     assert client.post("/predict", json={"instances": [record]}).status_code == 200
 
 
+@pytest.mark.extended  # a second Ray head and a Ray Job: about 7 minutes on a slow machine
 def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> None:
     """`serve --detach` on a Ray head of its own (a second cluster, another port), `POST /train` as a
     Ray Job on it, then `serve --stop`."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import pytest
 
 from tests.conftest import PROJECT_ROOT, run_cli
 
@@ -62,6 +63,7 @@ def child_runs(root: Path) -> list[Any]:
 # search with ASHA, resume, failures.
 
 
+@pytest.mark.extended  # about 7 minutes on a slow machine: run by .ci/run when the default run left time
 def test_random_model_selection_on_three_classes_ranks_by_f1_honours_samples_and_bounds(tmp_path: Path) -> None:
     # Wine's three classes: the sweep is judged by F1, and an AUC is refused before any trial. Forests of
     # one split cannot name all three cultivars, so logistic regression wins and its multinomial refit
@@ -141,6 +143,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> No
     assert "ingested 3000 rows into" in result.stdout  # by the sweep's own Spark actor
 
 
+@pytest.mark.extended  # two CLI processes, about 6 minutes on a slow machine
 def test_resume_finishes_only_unfinished_trials(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,
