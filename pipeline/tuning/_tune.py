@@ -22,9 +22,15 @@ from pipeline.tuning._space import SearchSpace, parse_space, trial_rungs, trials
 from pipeline.tuning._trainer import TRAINER_NAME, SparkTrainer
 
 _STATE_FILE = "pipeline_sweep.json"  # beside Tune's own experiment state: the MLflow parent run id
-# Tune saves its experiment state (what --resume keeps as finished) every 10 s or more by default: a driver
-# killed within that window loses trials that had finished (seen in CI). A few KB per save, every 2 s.
-_STATE_SAVE_VARIABLE, _STATE_SAVE_SECONDS = "TUNE_GLOBAL_CHECKPOINT_S", "2"
+# Tune's settings for one fit (read when it starts), unless the user has set their own:
+_TUNE_SETTINGS = {
+    # Tune saves its experiment state (what --resume keeps as finished) every 10 s or more by default: a
+    # driver killed within that window loses trials that had finished (seen in CI). A few KB per save.
+    "TUNE_GLOBAL_CHECKPOINT_S": "2",
+    # Tune logs each failed trial with Ray's traceback: the user gets one line per failure instead (its
+    # progress report, the leaderboard, the trial's MLflow run, and the sweep's last line if none succeeded).
+    "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
+}
 
 
 class SweepError(PipelineError):
@@ -209,7 +215,7 @@ def run_sweep(
             )
         trials_started = time.monotonic()
         try:
-            with _experiment_state_saved_often():
+            with _tune_settings():
                 grid = tuner.fit()
         except Exception as error:  # Tune's own failure (not a trial's): one line, not its traceback
             raise SweepError(f"the sweep {name!r} stopped: {_root_cause(error)}") from error
@@ -265,16 +271,15 @@ def run_sweep(
 
 
 @contextlib.contextmanager
-def _experiment_state_saved_often() -> Iterator[None]:
-    """Tune's state save period for one fit (read when it starts), unless the user has set their own."""
-    if _STATE_SAVE_VARIABLE in os.environ:
-        yield
-        return
-    os.environ[_STATE_SAVE_VARIABLE] = _STATE_SAVE_SECONDS
+def _tune_settings() -> Iterator[None]:
+    """``_TUNE_SETTINGS`` in the environment for one fit, except those the user has set."""
+    added = {name: value for name, value in _TUNE_SETTINGS.items() if name not in os.environ}
+    os.environ.update(added)
     try:
         yield
     finally:
-        os.environ.pop(_STATE_SAVE_VARIABLE, None)
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def no_success_message(name: str, trials: list[TrialRecord], parent_run_id: str) -> str:

@@ -138,9 +138,27 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> No
     assert refit["cv_rmse_mean"] == winner["rmse"] and refit["cv_rmse_std"] == winner["rmse_std"], (refit, winner)
     assert "model:         swept version 1" in result.stdout
     assert "failed" in result.stdout  # the leaderboard shows it
+    assert "Traceback" not in result.stderr  # the failure is told in lines, not with Ray's traceback
     # No max_concurrent_trials: one trial per executor core (the config's one executor has one).
     assert "1 trial(s) at a time: one per executor core Spark has" in result.stderr
     assert "ingested 3000 rows into" in result.stdout  # by the sweep's own Spark actor
+
+
+def test_a_sweep_where_every_trial_fails_ends_with_one_line_naming_the_trial(tmp_path: Path) -> None:
+    # The symptom was `error: TuneError: Traceback ...`: the user must get MLlib's reason instead.
+    config = write_config(tmp_path, "  search: grid\n  space: {family: [binomial], link: [identity]}\n", "glm")
+    config.write_text(config.read_text().replace("generator: classification", "generator: regression"))
+    result = run_cli("run", "--config", str(config))
+    assert result.returncode == 1, result.stderr[-4000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no trial of 'sweeps-sweep' succeeded: trial "), last
+    point = '(glm, {"family": "binomial", "link": "identity"}) failed: IllegalArgumentException: '
+    assert point in last and "identity link" in last.partition(point)[2], last  # MLlib's own reason
+    assert "Traceback" not in result.stderr and "TuneError" not in last
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    assert client.search_model_versions("name = 'swept'") == []  # nothing registered
+    (trial,) = child_runs(tmp_path)
+    assert trial.info.status == "FAILED" and trial.data.tags["error"] in last
 
 
 @pytest.mark.extended  # two CLI processes, about 6 minutes on a slow machine
