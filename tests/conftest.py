@@ -14,6 +14,10 @@ from typing import Any
 import pytest
 
 from pipeline.config import PipelineConfig, config_from_dict
+from tests import _timing
+from tests._timing import pytest_runtest_protocol, pytest_terminal_summary  # noqa: F401 (hooks)
+
+_timing.install()
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,6 +29,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # frames are larger than C2's: ALS's deep recursion overflowed the default 1 MB thread stack (a
 # StackOverflowError in the executors, seen in CI), hence the larger stacks.
 os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -Xss8m")
+
+
+# The session's engines, and what is built on them: a test using one of these is marked `engines`.
+ENGINE_FIXTURES = {"runtime", "spark", "lake", "trainings"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.engines)
 
 
 def make_config(root: Path, **sections: Any) -> PipelineConfig:
@@ -74,15 +88,18 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m pipeline ARGS`` as a user would, in a fresh process. The timeout only catches a
     hang: on a slow machine (2026-12-04: ~2.5 min to start Ray and Spark) a small sweep took over 300 s."""
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=cli_environment(env),
-        cwd=PROJECT_ROOT,
-        check=False,
-    )
+    with _timing.CLOCK.kind("cli"):
+        finished = subprocess.run(
+            [sys.executable, "-m", "pipeline", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=cli_environment(env),
+            cwd=PROJECT_ROOT,
+            check=False,
+        )
+    _timing.count_cli_engines(finished.stderr)
+    return finished
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +124,14 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def spark(runtime: Any) -> Any:
     return runtime.spark
+
+
+@pytest.fixture(scope="session")
+def trainings(spark: Any) -> Any:
+    """Each distinct training once per session, registered again where each test asks (tests/_trainings.py)."""
+    from tests._trainings import Trainings
+
+    return Trainings(spark)
 
 
 # Small versions of the example data sets, written once per session (rows per generator).

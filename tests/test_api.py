@@ -82,6 +82,7 @@ def _outputs(cell: Any, kind: str) -> list[Any]:
     return [output["data"][kind] for output in cell.get("outputs", []) if kind in output.get("data", {})]
 
 
+@pytest.mark.extended  # a kernel with its own Ray and Spark
 def test_the_exploration_notebook_runs_a_sweep_shows_its_leaderboard_and_plots(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

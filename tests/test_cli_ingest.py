@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from deltalake import DeltaTable
 
 from tests.conftest import run_cli
+
+# Starts engines of its own: left out of the quick loop (`pytest`), run by .ci/run.
+pytestmark = pytest.mark.extended
 
 CONFIG = """\
 root: .

@@ -22,6 +22,9 @@ from pipeline.config import load_config
 from pipeline.jobs import train_and_register
 from tests.conftest import PROJECT_ROOT, run_cli
 
+# Starts engines of its own: left out of the quick loop (`pytest`), run by .ci/run.
+pytestmark = pytest.mark.extended
+
 
 def small_run_env(root: Path) -> dict[str, str]:
     """config/pipeline.yaml as shipped, but rooted in ``root`` with small data and a small forest,

@@ -29,7 +29,7 @@ from pipeline.runtime import free_port
 from tests.cluster.conftest import NODE_CPUS, LocalCluster
 from tests.conftest import PROJECT_ROOT, cli_environment, run_cli
 
-# 18.5 minutes on a slow 2-core machine (2026-12-05): run by .ci/run after the default run when it left time.
+# 18.5 minutes on a slow 2-core machine (2026-12-05): left out of the quick loop, run by .ci/run.
 pytestmark = pytest.mark.extended
 
 EXECUTOR_CLASS = "org.apache.spark.executor.RayDPExecutor"

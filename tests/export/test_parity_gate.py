@@ -12,20 +12,19 @@ import pytest
 import pipeline.export._parity as parity
 import pipeline.export._recommend as recommend
 from pipeline.export import export_onnx, export_scorer
-from pipeline.training import train
 from scoring import OnnxScorer, Recommender
 from tests.conftest import example_config
 
 
 @pytest.fixture(scope="module")
-def forest(spark: Any, lake: Path) -> Any:
-    return train(spark, example_config("random_forest", lake))
+def forest(trainings: Any, lake: Path) -> Any:
+    return trainings.train(example_config("random_forest", lake))
 
 
 def test_a_wrong_graph_is_refused_and_spark_keeps_serving(
-    spark: Any, lake: Path, forest: Any, monkeypatch: pytest.MonkeyPatch
+    trainings: Any, lake: Path, forest: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    other = train(spark, example_config("decision_tree", lake))  # same data and inputs, another model
+    other = trainings.train(example_config("decision_tree", lake))  # same data and inputs, another model
     assert export_scorer(forest).scorer == "onnx"
     # Fault injection: the exporter hands back another model's graph (same inputs, other answers).
     monkeypatch.setattr(parity, "export_onnx", lambda _model, *args: export_onnx(other.model, *args))
@@ -57,8 +56,8 @@ def test_onnx_matches_spark_on_nulls_and_unseen_categories(spark: Any, forest: A
 
 
 @pytest.fixture(scope="module")
-def als(spark: Any, lake: Path) -> Any:
-    return train(spark, example_config("als", lake))
+def als(trainings: Any, lake: Path) -> Any:
+    return trainings.train(example_config("als", lake))
 
 
 def test_als_top_k_from_the_factors_equals_spark(spark: Any, als: Any) -> None:

@@ -17,8 +17,6 @@ import pytest
 import ray
 from ray import serve
 
-from pipeline._console import Console
-from pipeline.jobs import train_and_register
 from pipeline.monitoring import prometheus_command, write_prometheus_config
 from pipeline.runtime import free_port
 from serving import deploy, undeploy
@@ -45,8 +43,9 @@ def _wait_for(query: Callable[[], list[dict[str, Any]]], ready: Callable[[list[d
     raise AssertionError(f"not in Prometheus after 90 s: {found}")
 
 
+@pytest.mark.extended  # a served app and a Prometheus server
 def test_prometheus_scrapes_the_apps_counters_per_variant_and_serves_replica_metrics(
-    spark: Any, lake: Path, tmp_path: Path
+    trainings: Any, lake: Path, tmp_path: Path
 ) -> None:
     binary = shutil.which("prometheus")
     assert binary, "Debian's prometheus package is needed (.ci/run installs it)"
@@ -56,7 +55,7 @@ def test_prometheus_scrapes_the_apps_counters_per_variant_and_serves_replica_met
                "variants": {"champion": {"weight": 0.5}, "challenger": {"weight": 0.5}}}  # fmt: skip
     config = example_config("logistic_regression", lake, tracking=tracking, serving=serving)
     for _ in range(2):  # @champion, then @challenger
-        train_and_register(spark, config, Console(quiet=True))
+        trainings.train_and_register(config)
     urls = deploy(config, environ={}, ready_timeout=300)
     listen = f"127.0.0.1:{free_port()}"
     files = write_prometheus_config(config, ray_targets=_ray_targets(tmp_path), interval_seconds=1)

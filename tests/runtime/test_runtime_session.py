@@ -86,10 +86,8 @@ def _wait_for_ready(process: subprocess.Popen[str]) -> bool:
     return any(line.strip() == "READY" for line in process.stdout)
 
 
-@pytest.mark.parametrize(
-    "ending",
-    ["sigint", pytest.param("sigterm", marks=pytest.mark.slow), pytest.param("error", marks=pytest.mark.slow)],
-)
+@pytest.mark.extended  # a process of its own with Ray and Spark, per ending
+@pytest.mark.parametrize("ending", ["sigint", "sigterm", "error"])
 def test_runtime_stops_ray_and_spark_it_started(tmp_path: Path, ending: str) -> None:
     stderr_file = tmp_path / "stderr.txt"
     with stderr_file.open("w") as stderr:

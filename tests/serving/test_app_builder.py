@@ -9,16 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from pipeline._console import Console
-from pipeline.jobs import train_and_register
 from pipeline.runtime import free_port
 from serving import app_from_args, undeploy, wait_ready
 from tests.conftest import example_config
 
+# Starts engines of its own: left out of the quick loop (`pytest`), run by .ci/run.
+pytestmark = pytest.mark.extended
+
 
 def test_serve_runs_the_app_that_app_from_args_builds_from_a_config_mapping(
-    spark: Any, lake: Path, tmp_path: Path
+    trainings: Any, lake: Path, tmp_path: Path
 ) -> None:
     from ray import serve
 
@@ -27,7 +29,7 @@ def test_serve_runs_the_app_that_app_from_args_builds_from_a_config_mapping(
                 "registered_model": "built", "experiment": "built"}  # fmt: skip
     serving = {"port": port, "app_name": "built", "ingress_replicas": 1, "variants": {"champion": {"weight": 1.0}}}
     config = example_config("logistic_regression", lake, tracking=tracking, serving=serving)
-    registered = train_and_register(spark, config, Console(quiet=True)).registration
+    registered = trainings.train_and_register(config).registration
     # The mapping a serveConfigV2 carries: the config as plain data (paths absolute, as in config/k8s.yaml).
     raw = config.model_dump(mode="json", exclude_none=True)
     serve.start(http_options={"host": "127.0.0.1", "port": port})

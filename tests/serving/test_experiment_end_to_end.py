@@ -23,7 +23,7 @@ from pipeline.config import TableSource
 from pipeline.data import ingest
 from pipeline.errors import PipelineError
 from pipeline.export import TOLERANCE
-from pipeline.jobs import score_source, train_and_register
+from pipeline.jobs import score_source
 from pipeline.runtime import free_port
 from pipeline.tracking import CHALLENGER, connect, find_version
 from serving import deploy
@@ -31,6 +31,9 @@ from serving._watch import watcher_history
 from tests.conftest import example_config
 from tests.serving._live import live_app
 from tests.test_cli_train import registry_cli
+
+# Starts engines of its own: left out of the quick loop (`pytest`), run by .ci/run.
+pytestmark = pytest.mark.extended
 
 TOKEN = "experiment-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -40,7 +43,7 @@ REQUESTS, RECORDS = 200, 20
 
 
 @pytest.fixture(scope="module")
-def experiment(spark: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def experiment(spark: Any, trainings: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     store = tmp_path_factory.mktemp("experiment")
     tracking = {"uri": f"sqlite:///{store}/mlflow.db", "artifact_location": str(store / "art"),
                 "registered_model": "experiment", "experiment": "experiment", "alias": "auto"}  # fmt: skip
@@ -58,7 +61,7 @@ def experiment(spark: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory)
         config = example_config(algorithm, lake, **sections, model=model)
         if not (config.data.source.path / "_delta_log").is_dir():
             ingest(spark, config.data)
-        trained[algorithm] = train_and_register(spark, config, Console(quiet=True))
+        trained[algorithm] = trainings.train_and_register(config)
     raw = config.model_dump(mode="json")  # the CLI's view of the same project
     raw["model"]["hyperparameters"] = {}
     path = store / "experiment.yaml"

@@ -19,9 +19,7 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 
-from pipeline._console import Console
 from pipeline.config import PipelineConfig
-from pipeline.jobs import train_and_register
 from pipeline.runtime import CURRENT_CLUSTER_FILE, free_port, haproxy_pids
 from pipeline.tracking import CHALLENGER, CHAMPION, connect
 from serving import deploy, shadow_log
@@ -30,6 +28,9 @@ from serving._requests import Health, PredictResponse, Problem, RecommendRespons
 from tests.conftest import example_config, run_cli
 from tests.serving._live import live_app
 from tests.serving.test_routing import binomial_bound
+
+# Starts engines of its own: left out of the quick loop (`pytest`), run by .ci/run.
+pytestmark = pytest.mark.extended
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -54,7 +55,7 @@ def _config(
 
 
 @pytest.fixture(scope="module")
-def served(spark: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def served(spark: Any, trainings: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Versions 1 (random forest, champion), 2 (decision tree, challenger; same data and inputs), 3
     (a random forest with a hashed column: FeatureHasher has no ONNX converter, so it is pinned as a
     weight-0 'fallback' variant scored by Spark) and 4 (ALS on the ratings, pinned as a weight-0 'recs'
@@ -69,7 +70,7 @@ def served(spark: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                                              ("als", "als", "none", {})]:  # fmt: skip
         config = _config(lake, store, algorithm, port, features)
         config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"alias": alias})})
-        trained[name] = train_and_register(spark, config, Console(quiet=True))
+        trained[name] = trainings.train_and_register(config)
     config = _config(lake, store, "random_forest", port,
                      variants={"champion": {"weight": 0.8}, "challenger": {"weight": 0.2},
                                "fallback": {"version": 3, "weight": 0.0},
@@ -440,7 +441,7 @@ def test_without_a_token_the_admin_routes_do_not_exist(served: Any) -> None:
     assert client.post("/predict", json={"instances": [record]}).status_code == 200
 
 
-@pytest.mark.extended  # a second Ray head and a Ray Job: about 7 minutes on a slow machine
+# A second Ray head and a Ray Job: about 7 minutes on a slow machine (2026-12-05).
 def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> None:
     """`serve --detach` on a Ray head of its own (a second cluster, another port), `POST /train` as a
     Ray Job on it, then `serve --stop`."""

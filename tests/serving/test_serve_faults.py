@@ -22,8 +22,6 @@ import psutil
 import pytest
 import yaml
 
-from pipeline._console import Console
-from pipeline.jobs import train_and_register
 from pipeline.runtime import free_port, haproxy_pids
 from serving import deploy, undeploy
 from tests.conftest import PROJECT_ROOT
@@ -36,6 +34,9 @@ from tests.serving.test_serve_app import (
     session_processes,
 )
 
+# Starts engines of its own: left out of the quick loop (`pytest`), run by .ci/run.
+pytestmark = pytest.mark.extended
+
 # The stream watches each kill for at least this long: failures that come late (a dead replica still
 # routed to) are seen.
 WATCH_SECONDS = 10.0
@@ -47,7 +48,7 @@ WEIGHTS = {"champion": 0.0, "pinned": 1.0, "challenger": 0.0}
 
 
 @pytest.fixture(scope="module")
-def app(spark: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def app(trainings: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Version 1 @champion, also pinned as variant 'pinned'; '@challenger' does not exist (yet)."""
     store = tmp_path_factory.mktemp("faults-store")
     port = free_port()
@@ -55,7 +56,7 @@ def app(spark: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Any
                      variants={"champion": {"weight": 0.8}, "challenger": {"weight": 0.2},
                                "pinned": {"version": 1, "weight": 0.0}})  # fmt: skip
     config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"alias": "champion"})})
-    run = train_and_register(spark, config, Console(quiet=True))
+    run = trainings.train_and_register(config)
     prepared = run.trained.prepared
     record = prepared.test.select(*prepared.input_columns).limit(1).collect()[0].asDict()
     urls = deploy(config, environ={config.serving.token_env: TOKEN}, ready_timeout=300)

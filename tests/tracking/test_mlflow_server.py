@@ -26,6 +26,9 @@ from deltalake import DeltaTable
 from pipeline.runtime import free_port
 from tests.conftest import PROJECT_ROOT, cli_environment, stop_process_group
 
+# Starts engines of its own: left out of the quick loop (`pytest`), run by .ci/run.
+pytestmark = pytest.mark.extended
+
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
 

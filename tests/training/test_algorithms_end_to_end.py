@@ -8,10 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipeline._console import Console
 from pipeline.algorithms import ALGORITHMS
 from pipeline.evaluation import is_better, primary_metric
-from pipeline.jobs import train_and_register
 from pipeline.tracking import list_versions
 from pipeline.training import render_report
 from tests.conftest import example_config
@@ -23,11 +21,13 @@ SPARK_SCORED: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("name", list(ALGORITHMS))
-def test_algorithm_trains_registers_and_beats_baseline(spark: Any, lake: Path, tmp_path: Path, name: str) -> None:
+def test_algorithm_trains_registers_and_beats_baseline(
+    trainings: Any, lake: Path, tmp_path: Path, name: str
+) -> None:
     config = example_config(
         name, lake, tracking={"uri": f"sqlite:///{tmp_path}/mlflow.db", "artifact_location": str(tmp_path / "art")}
     )
-    run = train_and_register(spark, config, Console(quiet=True))
+    run = trainings.train_and_register(config)
     trained = run.trained
     task = ALGORITHMS[name].task
     metric = primary_metric(task)

@@ -17,6 +17,9 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT, run_cli
 
+# Starts engines of its own: left out of the quick loop (`pytest`), run by .ci/run.
+pytestmark = pytest.mark.extended
+
 BASE = """\
 root: .
 ray: {{dashboard: false, num_cpus: 3}}
@@ -63,7 +66,7 @@ def child_runs(root: Path) -> list[Any]:
 # search with ASHA, resume, failures.
 
 
-@pytest.mark.extended  # about 7 minutes on a slow machine: run by .ci/run when the default run left time
+# About 7 minutes on a slow machine (2026-12-05).
 def test_random_model_selection_on_three_classes_ranks_by_f1_honours_samples_and_bounds(tmp_path: Path) -> None:
     # Wine's three classes: the sweep is judged by F1, and an AUC is refused before any trial. Forests of
     # one split cannot name all three cultivars, so logistic regression wins and its multinomial refit
@@ -161,7 +164,7 @@ def test_a_sweep_where_every_trial_fails_ends_with_one_line_naming_the_trial(tmp
     assert trial.info.status == "FAILED" and trial.data.tags["error"] in last
 
 
-@pytest.mark.extended  # two CLI processes, about 6 minutes on a slow machine
+# Two CLI processes: about 6 minutes on a slow machine (2026-12-05).
 def test_resume_finishes_only_unfinished_trials(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,
