@@ -30,7 +30,6 @@ DECIDING = ("data", "features", "model", "evaluation")
 class Trainings:
     spark: Any
     trained: dict[str, tuple[TrainedModel, ExportResult]] = field(default_factory=dict)
-    done: int = 0  # trainings actually run (the rest came from the cache)
 
     def train(self, config: PipelineConfig) -> TrainedModel:
         """``pipeline.training.train``, run once per distinct training."""
@@ -46,7 +45,6 @@ class Trainings:
         if key not in self.trained:
             trained = train(self.spark, config, Console(quiet=True))
             self.trained[key] = (trained, export_scorer(trained))
-            self.done += 1
         return self.trained[key]
 
 
