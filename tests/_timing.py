@@ -13,6 +13,8 @@ what the main thread spent blocked in:
 
 The innermost kind counts: training inside a fixture's deploy is training. The table is printed at the
 end of the run (CI's output keeps it); ``PIPELINE_TEST_TIMINGS=FILE`` also writes it as JSON.
+``install`` reaches into private modules on purpose: a function is wrapped where it is defined and where
+the package re-exports it, so that every caller's binding is the counted one.
 """
 
 from __future__ import annotations
