@@ -12,7 +12,8 @@ what the main thread spent blocked in:
 - ``rest``: everything else: the work the tests assert, and processes a test drives itself (Popen).
 
 The innermost kind counts: training inside a fixture's deploy is training. The table is printed at the
-end of the run (CI's output keeps it); ``PIPELINE_TEST_TIMINGS=FILE`` also writes it as JSON.
+end of the run (CI's output keeps it; under pytest-xdist the controller sums its workers' times);
+``PIPELINE_TEST_TIMINGS=FILE`` also writes it as JSON.
 ``install`` reaches into private modules on purpose: a function is wrapped where it is defined and where
 the package re-exports it, so that every caller's binding is the counted one.
 """
@@ -139,7 +140,24 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
         yield
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In a pytest-xdist worker: hand this worker's times to the controller, which prints the table."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["pipeline_timings"] = json.dumps(CLOCK.seconds)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """In the pytest-xdist controller: add a finished worker's times to this process's."""
+    for file, kinds in json.loads(getattr(node, "workeroutput", {}).get("pipeline_timings", "{}")).items():
+        for kind, seconds in kinds.items():
+            CLOCK.seconds[file][kind] += seconds
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if hasattr(terminalreporter.config, "workeroutput"):
+        return  # a worker: its times went to the controller
     rows = {file: dict(kinds) for file, kinds in CLOCK.seconds.items() if sum(kinds.values()) >= 1.0}
     if not rows:
         return

@@ -79,10 +79,27 @@ def test_health_is_ready_while_an_alias_does_not_exist_yet(app: Any) -> None:
     assert answers == {"champion"}  # the missing variant gets no traffic
 
 
+def _own_ray_processes() -> list[psutil.Process]:
+    """The processes this session's own Ray started (its raylet's descendants: workers, actors, HAProxy).
+    Another Ray on the machine (a parallel test worker's, a cluster's) is left alone."""
+    from ray._private import worker  # the node this process started; no public call names its raylet
+
+    node = worker._global_node
+    assert node is not None, "no Ray started by this process"
+    raylets = [psutil.Process(info.process.pid) for info in node.all_processes["raylet"]]
+    return [child for raylet in raylets for child in raylet.children(recursive=True)]
+
+
+def _title(process: psutil.Process) -> str:
+    try:
+        return (process.cmdline() or [""])[0]
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return ""
+
+
 def _actor_pid(class_name: str) -> int:
     """The process of a live actor, by the title Ray gives it (``ray::<class>``; no dashboard needed)."""
-    found = [process.pid for process in psutil.process_iter(["cmdline"])
-             if (process.info["cmdline"] or [""])[0].startswith(f"ray::{class_name}")]  # fmt: skip
+    found = [process.pid for process in _own_ray_processes() if _title(process).startswith(f"ray::{class_name}")]
     assert found, f"no live actor of class {class_name}"
     return max(found)
 
@@ -200,8 +217,8 @@ def _serve_listeners() -> dict[tuple[str, int, int], set[str]]:
     (process kind, pid, port) -> the addresses bound."""
     folder = Path(os.environ["RAY_SERVE_HAPROXY_SOCKET_PATH"]).parent
     owners = {pid: "haproxy" for pid in haproxy_pids(folder)}
-    for process in psutil.process_iter(["cmdline"]):
-        title = (process.info["cmdline"] or [""])[0]
+    for process in _own_ray_processes():
+        title = _title(process)
         if title.startswith(
             ("ray::ServeReplica", "ray::ServeController", "ray::HAProxyManager", "ray::ProxyActor")
         ):
