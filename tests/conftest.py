@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from pipeline.config import PipelineConfig, config_from_dict
-from tests import _timing
+from tests import _parallel, _timing
+from tests._parallel import pytest_xdist_make_scheduler  # noqa: F401 (hook)
 from tests._timing import (  # noqa: F401 (hooks)
     pytest_runtest_protocol,
     pytest_sessionfinish,
@@ -40,31 +41,11 @@ os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -Xss8m")
 ENGINE_FIXTURES = {"runtime", "spark", "lake", "trainings"}
 
 
-# `.ci/run` runs the suite in two pytest-xdist workers (`-n 2 --dist loadgroup`), one per core: each group
-# below runs whole on one worker, so that each worker starts its session's Ray and Spark once and the two
-# groups overlap. The groups are about even in time (tests/_timing.py's table tells). "serving": the tests
-# that deploy Serve apps or start clusters; "batch": every other test on engines or starting processes.
-# Tests on neither (unit and contract tests) are spread over both workers one by one.
-SERVING_GROUP = (
-    "tests/cluster/",
-    "tests/monitoring/test_prometheus.py",
-    "tests/serving/test_app_builder.py",
-    "tests/serving/test_experiment_end_to_end.py",
-    "tests/serving/test_serve_app.py",
-    "tests/serving/test_serve_faults.py",
-    "tests/tracking/test_mlflow_server.py",
-)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        on_engines = bool(ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())))
-        if on_engines:
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.engines)
-        if item.nodeid.startswith(SERVING_GROUP):
-            item.add_marker(pytest.mark.xdist_group("serving"))
-        elif on_engines or item.get_closest_marker("extended"):
-            item.add_marker(pytest.mark.xdist_group("batch"))
+    _parallel.order(items)
 
 
 def make_config(root: Path, **sections: Any) -> PipelineConfig:

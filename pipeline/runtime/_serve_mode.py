@@ -24,7 +24,10 @@ from pipeline.runtime._ports import free_port
 _MODE_VARIABLES = ("RAY_SERVE_ENABLE_HA_PROXY", "RAY_SERVE_THROUGHPUT_OPTIMIZED")
 # The mode on every node of a cluster (locally and in the Kubernetes manifests). Nothing restarts a dead
 # HAProxy but the controller's health check of its proxy actor (3 failed checks in a row): every 10 s by
-# default, so the app was down for over 30 s. Every second: ~4 s.
+# default, so the app was down for over 30 s. Every second: ~4 s. A check may take Ray's default 10 s
+# and a new proxy 30 s to report ready (default 5 s): on a busy node (2 cores under two Ray clusters'
+# start-up, 2026-12-06) shorter bounds failed proxies that were only slow, and Serve replaced them in a
+# loop until a deploy gave up with ActorDiedError. A dead HAProxy fails its check at once: still ~4 s.
 # A stopping ingress replica stays open for Serve's minimum drain period (30 s by default, meant for an
 # external load balancer's deregistration) before it stops: every redeploy, `serve --stop` and alias
 # rollout waited that long. Here HAProxy is that balancer; it drops the replica within a second or two of
@@ -32,7 +35,8 @@ _MODE_VARIABLES = ("RAY_SERVE_ENABLE_HA_PROXY", "RAY_SERVE_THROUGHPUT_OPTIMIZED"
 HIGH_THROUGHPUT_ENVIRONMENT = {
     **dict.fromkeys(_MODE_VARIABLES, "1"),
     "RAY_SERVE_PROXY_HEALTH_CHECK_PERIOD_S": "1",
-    "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "3",
+    "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "10",
+    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30",
     "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "5",
 }
 
