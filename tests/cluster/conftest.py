@@ -43,10 +43,12 @@ class LocalCluster:
     logs: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def add_worker(self, timeout: float = 120, attempts: int = 3) -> str:
+    def add_worker(self, timeout: float = 120, attempts: int = 8) -> str:
         """Start a worker node (`ray start --address ... --block`, own session) and return its node id.
         A node whose raylet gives up while the machine is busy (its agent reports its ports too late, a
-        fatal check in Ray) is started again, as KubeRay restarts a pod: at most ``attempts`` times."""
+        fatal check in Ray; or Ray's fixed 30 s for a raylet to register, which about half the attempts
+        missed while the other test worker loaded both cores, 2026-12-06) is started again, as KubeRay
+        restarts a pod: at most ``attempts`` times."""
         before = {node["node_id"] for node in self.alive_nodes()}
         for _ in range(attempts):
             log = self.logs / f"worker-{len(self.workers)}.log"
