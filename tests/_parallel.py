@@ -8,7 +8,9 @@ worker takes the remaining files one at a time, the slowest first (a slow file s
 alone); each unit and contract file goes to whichever worker is free.
 
 pytest-xdist's own `--dist loadgroup` (an ``xdist_group`` mark) renames node ids in a way pytest 9.2 no
-longer reads, hence a scheduler of our own through xdist's ``pytest_xdist_make_scheduler`` hook.
+longer reads, hence a scheduler of our own through xdist's ``pytest_xdist_make_scheduler`` hook. It
+overrides ``LoadScopeScheduling._split_scope``, a private method: the one place where xdist decides a
+test's scope, and no public setting takes a mapping of our own (re-check it when pytest-xdist is upgraded).
 """
 
 from __future__ import annotations
