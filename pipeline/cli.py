@@ -159,8 +159,11 @@ def _mlflow_ui(config: PipelineConfig, args: argparse.Namespace) -> int:
         "--backend-store-uri", config.tracking.uri,
         "--host", args.host, "--port", str(args.port),
     ]  # fmt: skip
+    # No MLflow job runner: this project schedules no MLflow jobs (GenAI scorers, trace roll-ups), and its
+    # huey consumers outlive a Ctrl-C of the UI (orphans that end only once they notice the server gone).
+    environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
-    os.execv(sys.executable, command)  # become the UI: signals reach it (and its workers) directly
+    os.execve(sys.executable, command, environment)  # become the UI: signals reach it (and its workers) directly
 
 
 def _serve(config: PipelineConfig, args: argparse.Namespace) -> int:

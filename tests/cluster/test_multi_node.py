@@ -6,6 +6,7 @@ One module, one cluster: the tests run in file order and each leaves (at least) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -204,13 +205,19 @@ def test_a_spark_executor_killed_during_train_gives_the_same_metrics(
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     seen: list[tuple[float, str]] = []
+    executors: list[dict[str, Any]] = []
     try:
+        # The job's executors are looked up while it prepares its data (`ray list` takes seconds on a loaded
+        # machine), so that one is killed the moment the fit begins: the fit itself lasts only a few seconds.
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and not any("Fitting" in line for _, line in seen):
-            seen.append(lines.get(timeout=600))
-        time.sleep(1)  # the fit has begun; it runs for several seconds more
-        executors = [a for a in cluster.state("actors", f"class_name={EXECUTOR_CLASS}", "state=ALIVE")
-                     if a["actor_id"] not in before]  # fmt: skip
+            if len(executors) < 2:
+                executors = [a for a in cluster.state("actors", f"class_name={EXECUTOR_CLASS}", "state=ALIVE")
+                             if a["actor_id"] not in before]  # fmt: skip
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=0.2 if len(executors) == 2 else 1))
+            running = train.poll() is None or reader.is_alive() or not lines.empty()
+            assert running, "".join(line for _, line in seen)[-3000:]
         assert len(executors) == 2, executors
         os.kill(executors[0]["pid"], signal.SIGKILL)
         killed_at = time.monotonic()

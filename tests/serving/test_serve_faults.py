@@ -183,7 +183,10 @@ def _after_kill(app: Any, statuses: Counter[str], recovery: float, counted_befor
         # (connection refused, then 404). What this costs is printed; the README says so.
         assert set(failed) <= {"ConnectError", "RemoteProtocolError", "ReadError", "404", "500", "503"}, statuses
     else:
-        assert sum(failed.values()) <= 1, statuses  # the one request in flight at the kill, no more
+        # The request in flight at the kill, and at most one more: one sent on HAProxy's pooled connection
+        # to the dead replica before its 1 s health check marks it down (Ray's HAProxy retries connection
+        # failures only, so that one comes back as its 502 rewritten to 500; seen in CI under load).
+        assert sum(failed.values()) <= 2, statuses
     deadline = time.monotonic() + RECOVERY_BOUND_SECONDS
     while client.get("/metrics").status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
