@@ -12,7 +12,15 @@ from comparison._offline import (
     ndcg_at_k,
     paired_samples_needed,
 )
-from comparison._online import ONLINE_METRICS, Guardrail, compare_routed, compare_shadowed, guardrail, row_values
+from comparison._online import (
+    ONLINE_METRICS,
+    Breach,
+    Guardrail,
+    compare_routed,
+    compare_shadowed,
+    guardrail,
+    row_values,
+)
 from comparison._promotion import PromotionDecision, promotion_decision
 from comparison._result import Comparison, Verdict, decide
 from comparison._sequential import (
@@ -28,6 +36,7 @@ __all__ = [
     "MIN_SAMPLES",
     "ONLINE_METRICS",
     "Arm",
+    "Breach",
     "Comparison",
     "Guardrail",
     "PromotionDecision",

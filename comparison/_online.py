@@ -61,6 +61,18 @@ def compare_shadowed(
 
 
 @dataclass(frozen=True)
+class Breach:
+    """A limit one version passes: which (``error rate``, ``p99 latency``) and by how much."""
+
+    version: str
+    limit: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"version {self.version}: {self.limit} {self.detail}"
+
+
+@dataclass(frozen=True)
 class Guardrail:
     """One version's health on what it answered: failed rows and the 99th percentile of latency."""
 
@@ -73,13 +85,13 @@ class Guardrail:
     def error_rate(self) -> float:
         return self.errors / self.rows if self.rows else 0.0
 
-    def breaches(self, max_error_rate: float, max_p99_ms: float) -> list[str]:
-        """One line per limit this version passes (empty: healthy)."""
+    def breaches(self, max_error_rate: float, max_p99_ms: float) -> list[Breach]:
+        """Each limit this version passes (empty: healthy)."""
         found = []
         if self.error_rate > max_error_rate:
-            found.append(f"version {self.version}: error rate {self.error_rate:.2%} > {max_error_rate:.2%}")
+            found.append(Breach(self.version, "error rate", f"{self.error_rate:.2%} > {max_error_rate:.2%}"))
         if self.p99_ms > max_p99_ms:
-            found.append(f"version {self.version}: p99 latency {self.p99_ms:.1f} ms > {max_p99_ms:g} ms")
+            found.append(Breach(self.version, "p99 latency", f"{self.p99_ms:.1f} ms > {max_p99_ms:g} ms"))
         return found
 
 

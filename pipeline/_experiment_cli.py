@@ -125,12 +125,12 @@ def online_compared(config: PipelineConfig, a_reference: str, b_reference: str, 
     for found in report.guardrails:
         print(f"guardrail version {found.version}: {found.errors} of {found.rows} rows failed "
               f"({found.error_rate:.2%}), p99 latency {found.p99_ms:.1f} ms")  # fmt: skip
-    for line in report.breaches:
-        print(f"guardrail breached: {line}")
+    for breach in report.breaches:
+        print(f"guardrail breached: {breach}")
     params = {"a_version": a.version, "b_version": b.version, "a_reference": a_reference,
               "b_reference": b_reference, "data": f"online: {log.path} + {feedback.path}", "alpha": rules.alpha,
               "mde": rules.mde, "metric": rules.metric,
-              "breaches": "; ".join(report.breaches) or "none"}  # fmt: skip
+              "breaches": "; ".join(map(str, report.breaches)) or "none"}  # fmt: skip
     figures = {f"{found.version}_p99_ms": found.p99_ms for found in report.guardrails}
     figures.update({f"{found.version}_error_rate": found.error_rate for found in report.guardrails})
     for compared in report.comparisons:

@@ -88,7 +88,7 @@ def _compare_and_apply(
     if online:
         found = online_compared(config, a, b, alpha)
         comparisons, b_version, run_id = found.report.comparisons, found.b_version, found.run_id
-        breached = [line for line in found.report.breaches if line.startswith(f"version {b_version}:")]
+        breached = [str(breach) for breach in found.report.breaches_of(b_version)]
     else:
         offline = _compared(config, a, b, alpha or OFFLINE_ALPHA)
         comparisons, b_version, run_id, breached = offline.comparisons, offline.b.version, offline.run_id, []

@@ -12,7 +12,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from comparison import Comparison, Guardrail, compare_routed, compare_shadowed, guardrail
+from comparison import Breach, Comparison, Guardrail, compare_routed, compare_shadowed, guardrail
 from pipeline.config import ExperimentConfig
 
 
@@ -44,7 +44,10 @@ class OnlineReport:
     comparisons: list[Comparison]  # routed traffic first, then shadow pairs (if any)
     guardrails: list[Guardrail]  # a's, then b's
     outcomes: dict[str, int] = field(default_factory=dict)  # routed rows with an outcome, per version
-    breaches: list[str] = field(default_factory=list)  # one line per guardrail a version passes
+    breaches: list[Breach] = field(default_factory=list)  # each limit a version passes
+
+    def breaches_of(self, version: str) -> list[Breach]:
+        return [breach for breach in self.breaches if breach.version == version]
 
 
 def _log_rows(log_path: str | Path, versions: tuple[str, str], since: str) -> pa.Table:

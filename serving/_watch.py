@@ -42,7 +42,7 @@ def _record(tracking: TrackingConfig, report: OnlineReport, reason: str) -> str:
     from pipeline.tracking._comparisons import log_comparison
 
     params = {"a_version": report.a, "b_version": report.b, "data": "online, by the serving app", "reason": reason,
-              "breaches": "; ".join(report.breaches) or "none"}  # fmt: skip
+              "breaches": "; ".join(map(str, report.breaches)) or "none"}  # fmt: skip
     return log_comparison(tracking, params, [found.as_row() for found in report.comparisons], {})
 
 
@@ -58,16 +58,15 @@ def check_once(settings: WatchSettings) -> str | None:
         return None
     if settings.auto_rollback and previous is not None and previous != champion:
         report = online_report(settings.log_path, settings.feedback_path, champion, previous, settings.rules)
-        breached = [line for line in report.breaches if line.startswith(f"version {champion}:")]
+        breached = report.breaches_of(champion)
         if breached:
-            reason = f"auto rollback: {'; '.join(breached)}"
+            reason = f"auto rollback: {'; '.join(map(str, breached))}"
             moved = rollback(settings.tracking, reason, _record(settings.tracking, report, reason))
             return f"{reason}: @champion -> version {moved.version}"
     if settings.auto_promote and challenger is not None and challenger != champion:
         report = online_report(settings.log_path, settings.feedback_path, champion, challenger, settings.rules)
         decision = promotion_decision(report.comparisons[:1], settings.rules.metric)
-        breached = [line for line in report.breaches if line.startswith(f"version {challenger}:")]
-        if decision.promote and not breached:
+        if decision.promote and not report.breaches_of(challenger):
             reason = f"auto promotion: {decision.reason}"
             run_id = _record(settings.tracking, report, reason)
             promote(settings.tracking, challenger, reason=reason, comparison_run_id=run_id)

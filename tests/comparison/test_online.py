@@ -60,5 +60,5 @@ def test_guardrails_count_failed_rows_and_the_p99_of_waited_latency() -> None:
     assert (found.rows, found.errors, found.error_rate) == (200, 1, 0.005)
     assert found.p99_ms == pytest.approx(np.percentile([*[1.0] * 99, 500.0], 99))
     assert found.breaches(max_error_rate=0.01, max_p99_ms=1000) == []
-    assert found.breaches(max_error_rate=0.001, max_p99_ms=5) == [
+    assert [str(breach) for breach in found.breaches(max_error_rate=0.001, max_p99_ms=5)] == [
         "version 2: error rate 0.50% > 0.10%", f"version 2: p99 latency {found.p99_ms:.1f} ms > 5 ms"]  # fmt: skip

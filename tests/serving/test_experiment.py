@@ -53,7 +53,8 @@ def test_routed_answers_shadow_pairs_and_guardrails_from_the_log_and_feedback(tm
     assert (one.version, one.rows, one.errors) == ("1", 200, 0)
     assert (two.version, two.rows, two.errors) == ("2", 401, 1)  # routed, shadow and the failure
     assert two.p99_ms == 2.0  # the shadow answers' 9 ms were nobody's wait
-    assert report.breaches == ["version 2: error rate 0.25% > 0.10%"]
+    assert [str(breach) for breach in report.breaches] == ["version 2: error rate 0.25% > 0.10%"]
+    assert report.breaches_of("2") == report.breaches and report.breaches_of("1") == []
 
     fewer = online_report(log_path, feedback_path, "1", "2", ExperimentRules(metric="accuracy", mde=0.1,
                                                                              min_samples=500))  # fmt: skip

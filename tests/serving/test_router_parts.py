@@ -1,0 +1,123 @@
+"""The ingress's parts without Serve: the variant directory (with plain objects standing in for the
+Spark-variant deployments' handles: their answers are what a handle's ``.remote`` returns), the
+prediction-log writer on a real Delta table, shadowing's rule and the bearer-token check."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from serving import logged_request
+from serving._admin import bearer_token_valid
+from serving._directory import VariantDirectory
+from serving._log_writer import Answered, PredictionLogWriter
+from serving._prediction_log import create_log_table
+from serving._registry import ModelSource
+from serving._requests import Envelope
+from serving._settings import AppSettings, VariantSettings
+from serving._variants import VariantAnswer
+
+
+class _Method:
+    def __init__(self, answer: Any) -> None:
+        self._answer = answer
+
+    async def remote(self, *_: Any) -> Any:
+        return self._answer
+
+
+class _Handle:
+    """What the directory uses of a deployment handle: ``info``, ``inputs``, ``score`` and ``broadcast``."""
+
+    def __init__(self, variant: str, version: str | None, delta_version: str | None = None) -> None:
+        ready = version is not None
+        info = {"variant": variant, "ready": ready, "missing": not ready, "version": version,
+                "lineage": {"data.delta_version": delta_version} if delta_version else {}}  # fmt: skip
+        self.info = _Method(info)
+        self.inputs = _Method(None)
+        self.score = _Method(VariantAnswer(200, version=version, scorer="spark", output=b"[1]"))
+        self.reloads = 0
+
+    def broadcast(self, method: str) -> Any:
+        assert method == "reload"
+        self.reloads += 1
+        outer = self
+
+        class _Results:
+            async def results_async(self) -> list[str]:
+                return [f"reloaded {outer.reloads}"]
+
+        return _Results()
+
+
+def _settings(**variants: str | None) -> AppSettings:
+    """Spark-scored variants only (no model is loaded in-process): name -> alias."""
+    return AppSettings(
+        app_name="app", model_name="demo",
+        variants={name: VariantSettings(ModelSource("sqlite://", "demo", alias=alias), 1.0, remote=True)
+                  for name, alias in variants.items()},
+    )  # fmt: skip
+
+
+def _directory() -> VariantDirectory:
+    handles = {"champion": _Handle("champion", "3", "7"), "challenger": _Handle("challenger", None)}
+    directory = VariantDirectory(_settings(champion="champion", challenger="challenger"), handles)
+    return directory
+
+
+def test_the_directory_knows_the_loaded_versions_and_what_reaches_them() -> None:
+    directory = _directory()
+    infos = asyncio.run(directory.refresh())
+    assert list(infos) == ["champion", "challenger"] and infos["challenger"]["missing"] is True
+    assert directory.versions == {"champion": "3"}  # the missing alias is not loaded
+    assert directory.trained_on("3") == 7 and directory.trained_on("9") is None
+    assert directory.version_of("challenger") == "none"
+    # A model_id names a variant, an alias (with or without @) or a loaded version; anything else: none.
+    assert [directory.target(name) for name in ("challenger", "@champion", "champion", "3", "4")] == [
+        "challenger", "champion", "champion", "champion", None]  # fmt: skip
+    assert directory.served() == ["3", "challenger", "champion"]
+    # Only loaded variants take routed traffic, whatever their weight.
+    assert directory.routable({"champion": 0.4, "challenger": 0.6}) == {"champion": 0.4}
+    envelope = Envelope({"instances": [{}]}, 1, None, None)
+    answer = asyncio.run(directory.call("champion", "score", envelope))
+    assert (answer.status, answer.version, answer.output) == (200, "3", b"[1]")
+    assert asyncio.run(directory.reload_remote()) == {"champion": ["reloaded 1"], "challenger": ["reloaded 1"]}
+
+
+def _answered(request_id: str, rows: int = 2, role: str = "routed") -> Answered:
+    envelope = Envelope({"instances": [{"x": float(i)} for i in range(rows)]}, rows, None, None)
+    return Answered(request_id, "score", "champion", role, "3", 7, envelope, orjson.dumps(envelope.payload), 0.0)
+
+
+def test_the_writer_logs_answers_and_variant_failures_but_not_refused_requests(tmp_path: Path) -> None:
+    path = str(tmp_path / "log")
+    create_log_table(path)
+    writer = PredictionLogWriter(path, max_buffer_rows=100, flush_seconds=60, model_name="demo")
+    writer.offer(_answered("ok"), VariantAnswer(200, version="3", scorer="onnx", output=b"[1, 0]"))
+    writer.offer(_answered("bad"), VariantAnswer.refused(422, "instances[0].x", "not a number"))
+    writer.offer(_answered("boom"), VariantAnswer.refused(500, "model", "variant champion failed"))
+    assert asyncio.run(writer.flush()) == 4  # two rows each: the answer's and the failure's, not the 422
+    ok, boom = logged_request(path, "ok"), logged_request(path, "boom")
+    assert [json.loads(row["output"]) for row in ok] == [1, 0]
+    assert [json.loads(row["output"]) for row in boom] == [{"error": 500}] * 2
+    assert {row["trained_on_delta_version"] for row in ok + boom} == {7}
+    assert logged_request(path, "bad") == []
+    off = PredictionLogWriter(None, max_buffer_rows=100, flush_seconds=60, model_name="demo")
+    off.offer(_answered("ok"), VariantAnswer(200, version="3", output=b"[1, 0]"))
+    assert off.log is None and asyncio.run(off.flush()) == 0
+
+
+@pytest.mark.parametrize(
+    ("header", "valid"),
+    [("Bearer s3cret", True), ("Bearer  s3cret ", True), ("Bearer wrong", False), ("s3cret", False),
+     ("Basic s3cret", False), ("Bearer ", False), ("", False)],
+)  # fmt: skip
+def test_the_bearer_token_check(header: str, valid: bool) -> None:
+    assert bearer_token_valid(header, hashlib.sha256(b"s3cret").hexdigest()) is valid
+    assert bearer_token_valid(header, None) is False  # no token configured: nothing is authorised
