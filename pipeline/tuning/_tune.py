@@ -260,9 +260,22 @@ def run_sweep(
         finish_sweep_run(config.tracking, parent_run_id, trials, metric, best, outcome)
         if best is None:
             raise SweepError(no_success_message(name, trials, parent_run_id))
-        return SweepResult(name, str(experiment_dir), metric, mode, trials, parent_run_id, refit,
-                           time.monotonic() - started, trials_seconds, refit_seconds, described["startup_seconds"],
-                           timings["features_seconds"], search_seconds, ingested)  # fmt: skip
+        return SweepResult(
+            name=name,
+            path=str(experiment_dir),
+            metric=metric,
+            mode=mode,
+            trials=trials,
+            parent_run_id=parent_run_id,
+            refit=refit,
+            seconds=time.monotonic() - started,
+            trials_seconds=trials_seconds,
+            refit_seconds=refit_seconds,
+            startup_seconds=described["startup_seconds"],
+            features_seconds=timings["features_seconds"],
+            search_seconds=search_seconds,
+            ingested=ingested,
+        )
     finally:
         try:
             ray.get(trainer.stop.remote(), timeout=60)
