@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+from collections.abc import Mapping
 from typing import Any
 
 from serving._feedback import FeedbackReport, feedback_outcomes, unknown_outcomes, write_known
@@ -22,13 +23,29 @@ def bearer_token_valid(authorization: str, token_sha256: str | None) -> bool:
     return bool(token) and hmac.compare_digest(digest, token_sha256 or "")
 
 
-async def change_weights(body: bytes, variants: set[str], state: Any, replicas: Any) -> dict[str, float]:
-    """Check the weights asked for, store them in the state actor, apply them on every ingress replica
-    (``replicas``: a handle to the ingress deployment); the weights now in force. Raises Refused."""
+def servable_weights(weights: Mapping[str, float], loaded: Mapping[str, str]) -> None:
+    """Refused (409) unless some variant with a loaded model (``loaded``: variant -> version) would get
+    traffic: weights that route everything to missing models would answer every request with 503."""
+    if any(weights.get(name, 0.0) > 0 for name in loaded):
+        return
+    shares = ", ".join(
+        f"{name} (version {version}) {weights.get(name, 0.0):g}" for name, version in sorted(loaded.items())
+    )
+    reason = f"{dict(weights)}: no variant with a loaded model would get traffic; loaded: {shares or 'none'}"
+    raise Refused(409, "weights", reason)
+
+
+async def change_weights(
+    body: bytes, variants: set[str], loaded: Mapping[str, str], state: Any, replicas: Any
+) -> dict[str, float]:
+    """Check the weights asked for (``loaded``: the variants with a model loaded, and their versions), store
+    them in the state actor, apply them on every ingress replica (``replicas``: a handle to the ingress
+    deployment); the weights now in force. Raises Refused."""
     try:
         weights = check_weights(weights_body(parse_json(body)), variants)
     except WeightsError as error:
         raise Refused(422, "weights", str(error)) from error
+    servable_weights(weights, loaded)
     stored: dict[str, float] = await state.set_weights.remote(weights)
     await replicas.broadcast("apply_weights", stored).results_async()
     return stored

@@ -269,8 +269,9 @@ class Router:
         if (refused := self._unauthorised(request)) is not None:
             return refused
         try:
-            self.weights = await change_weights(await request.body(), set(self.settings.variants),
-                                                self.state, self._own_replicas())  # fmt: skip
+            await self.directory.refresh()  # what is loaded now, not at the last periodic refresh
+            body, variants, loaded = await request.body(), set(self.settings.variants), self.directory.versions
+            self.weights = await change_weights(body, variants, loaded, self.state, self._own_replicas())
         except Refused as error:
             return _refused(error)
         return JSONResponse({"weights": self.weights})
@@ -343,7 +344,7 @@ def build_ingress(settings: AppSettings) -> Any:
     route("/predict", Router.predict, "POST", responses={200: {"model": PredictResponse}, **scoring_errors})
     route("/recommend", Router.recommend, "POST", responses={200: {"model": RecommendResponse}, **scoring_errors})
     if settings.token_sha256 is not None:
-        route("/admin/weights", Router.set_weights, "POST", responses=problems(400, 401, 422))
+        route("/admin/weights", Router.set_weights, "POST", responses=problems(400, 401, 409, 422))
         route("/feedback", Router.feedback, "POST",
               openapi_extra=_json_body(feedback_body_schema(settings.max_batch_rows)),
               responses={200: {"model": FeedbackAccepted}, **problems(400, 401, 413, 422, 503)})  # fmt: skip

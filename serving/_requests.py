@@ -85,7 +85,8 @@ class RecommendResponse(BaseModel):
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the error statuses a route can answer."""
     meaning = {400: "not JSON", 401: "no valid bearer token", 403: "path outside the data roots",
-               404: "unknown model_id or job", 413: "too many rows or bytes", 422: "a field is invalid",
+               404: "unknown model_id or job", 409: "no variant with a loaded model would get traffic",
+               413: "too many rows or bytes", 422: "a field is invalid",
                500: "a variant failed",
                503: "no model loaded, Ray Jobs unavailable, or the prediction log off"}  # fmt: skip
     return {status: {"model": Problem, "description": meaning[status]} for status in statuses}

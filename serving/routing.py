@@ -9,6 +9,10 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+# The smallest weight above 0 (one request in a million beside a weight of 1): a share such as 5e-324
+# routes nothing, and as the only weight above 0 it would leave every request unrouted.
+MIN_WEIGHT = 1e-6
+
 
 class WeightsError(ValueError):
     """Weights that cannot route traffic; the message names the variant and the value."""
@@ -24,6 +28,9 @@ def check_weights(weights: Mapping[str, float], variants: set[str]) -> dict[str,
         value = weights.get(name, 0.0)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
             raise WeightsError(f"weights.{name} = {value!r}: must be a finite number >= 0")
+        if 0 < value < MIN_WEIGHT:
+            raise WeightsError(f"weights.{name} = {value!r}: must be 0 or at least {MIN_WEIGHT:g} (a smaller "
+                               "share cannot route a request)")  # fmt: skip
         checked[name] = float(value)
     if sum(checked.values()) <= 0:
         raise WeightsError(f"weights = {dict(weights)}: at least one must be above 0")
@@ -31,9 +38,10 @@ def check_weights(weights: Mapping[str, float], variants: set[str]) -> dict[str,
 
 
 def weights_schema(variants: list[str]) -> dict[str, Any]:
-    """The JSON Schema of what ``check_weights`` takes: known variants only, each a finite number >= 0,
-    at least one above 0."""
-    weight = {"type": "number", "minimum": 0, "maximum": sys.float_info.max}
+    """The JSON Schema of what ``check_weights`` takes: known variants only, each 0 or a finite number of
+    at least ``MIN_WEIGHT``, at least one above 0."""
+    weight = {"type": "number", "anyOf": [{"const": 0}, {"minimum": MIN_WEIGHT, "maximum": sys.float_info.max}],
+              "description": f"0, or at least {MIN_WEIGHT:g}"}  # fmt: skip
     return {
         "type": "object",
         "properties": {name: weight for name in variants},

@@ -117,7 +117,9 @@ def test_recommend_is_documented_for_als_variants_and_left_out_when_none_serves(
 
 
 WEIGHTS_CASES = [{"champion": 1}, {"champion": 0.5, "challenger": 0.5}, {"champion": 0}, {"champion": -1},
-                 {"other": 1}, {"champion": True}, {"champion": "1"}, {"champion": math.inf}, {}]  # fmt: skip
+                 {"other": 1}, {"champion": True}, {"champion": "1"}, {"champion": math.inf}, {},
+                 {"champion": 0, "challenger": 5e-324}, {"champion": 1, "challenger": 1e-7},
+                 {"champion": 1e-6}, {"champion": 0.0, "challenger": 2}]  # fmt: skip
 
 
 @pytest.mark.parametrize("weights", WEIGHTS_CASES)

@@ -14,12 +14,12 @@ import orjson
 import pytest
 
 from serving import logged_request
-from serving._admin import bearer_token_valid
+from serving._admin import bearer_token_valid, servable_weights
 from serving._directory import VariantDirectory
 from serving._log_writer import Answered, PredictionLogWriter
 from serving._prediction_log import create_log_table
 from serving._registry import ModelSource
-from serving._requests import Envelope
+from serving._requests import Envelope, Refused
 from serving._settings import AppSettings, VariantSettings
 from serving._variants import VariantAnswer
 
@@ -121,3 +121,18 @@ def test_the_writer_logs_answers_and_variant_failures_but_not_refused_requests(t
 def test_the_bearer_token_check(header: str, valid: bool) -> None:
     assert bearer_token_valid(header, hashlib.sha256(b"s3cret").hexdigest()) is valid
     assert bearer_token_valid(header, None) is False  # no token configured: nothing is authorised
+
+
+def test_weights_that_give_no_loaded_variant_traffic_are_refused_with_what_is_loaded() -> None:
+    loaded = {"champion": "1"}  # @challenger does not exist yet
+    servable_weights({"champion": 1e-6, "challenger": 1.0}, loaded)  # the loaded one gets a share: taken
+    with pytest.raises(Refused) as refused:
+        servable_weights({"champion": 0.0, "challenger": 1.0}, loaded)
+    assert refused.value.status == 409
+    assert refused.value.body["detail"] == {
+        "field": "weights",
+        "reason": "{'champion': 0.0, 'challenger': 1.0}: no variant with a loaded model would get traffic; "
+        "loaded: champion (version 1) 0",
+    }
+    with pytest.raises(Refused, match="loaded: none"):
+        servable_weights({"champion": 1.0}, {})

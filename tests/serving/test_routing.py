@@ -52,6 +52,8 @@ def test_zero_weight_variants_are_never_chosen() -> None:
         ({"champion": math.inf}, "weights.champion = inf"),
         ({"champion": "high"}, "weights.champion = 'high'"),
         ({"champion": 0, "challenger": 0}, "at least one must be above 0"),
+        ({"champion": 0, "challenger": 5e-324}, "weights.challenger = 5e-324: must be 0 or at least 1e-06"),
+        ({"champion": 1, "challenger": 1e-7}, "weights.challenger = 1e-07: must be 0 or at least 1e-06"),
         ({"canary": 1.0}, "weights.canary: not a variant; variants: ['challenger', 'champion']"),
     ],
 )
@@ -62,3 +64,4 @@ def test_bad_weights_name_the_variant_and_value(weights: dict, message: str) -> 
 
 def test_missing_variants_get_weight_zero() -> None:
     assert check_weights({"champion": 1}, {"champion", "challenger"}) == {"challenger": 0.0, "champion": 1.0}
+    assert check_weights({"challenger": 1e-6}, {"champion", "challenger"})["challenger"] == 1e-6  # the least

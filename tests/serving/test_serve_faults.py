@@ -79,6 +79,27 @@ def test_health_is_ready_while_an_alias_does_not_exist_yet(app: Any) -> None:
     assert answers == {"champion"}  # the missing variant gets no traffic
 
 
+def test_weights_that_would_route_nothing_are_refused_and_the_app_keeps_answering(app: Any) -> None:
+    """Only @champion (and 'pinned', its version) are loaded: weights giving every request to the missing
+    @challenger, or a share too small to route anything, are refused; the weights in force stay."""
+    client = app["client"]
+    before = client.get("/models").json()["variants"]
+    refused = client.post("/admin/weights", json={"weights": {"champion": 0, "challenger": 1}}, headers=AUTH)
+    assert refused.status_code == 409, refused.text
+    reason = refused.json()["detail"]["reason"]
+    assert "no variant with a loaded model would get traffic; loaded: champion (version 1) 0" in reason, reason
+    assert "pinned (version 1) 0" in reason and "challenger (" not in reason, reason
+    tiny = client.post("/admin/weights", json={"weights": {"champion": 0, "challenger": 5e-324}}, headers=AUTH)
+    assert tiny.status_code == 422 and "must be 0 or at least 1e-06" in tiny.json()["detail"]["reason"], tiny.text
+    document = client.get("/openapi.json").json()
+    assert "409" in document["paths"]["/admin/weights"]["post"]["responses"]
+    assert client.get("/health").status_code == 200
+    answers = [client.post("/predict", json={"instances": [app["record"]]}) for _ in range(20)]
+    assert {answer.status_code for answer in answers} == {200}
+    after = client.get("/models").json()["variants"]
+    assert {name: v["weight"] for name, v in after.items()} == {name: v["weight"] for name, v in before.items()}
+
+
 def _own_ray_processes() -> list[psutil.Process]:
     """The processes this session's own Ray started (its raylet's descendants: workers, actors, HAProxy).
     Another Ray on the machine (a parallel test worker's, a cluster's) is left alone."""
