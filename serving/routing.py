@@ -9,9 +9,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-# The smallest weight above 0 (one request in a million beside a weight of 1): a share such as 5e-324
-# routes nothing, and as the only weight above 0 it would leave every request unrouted.
-MIN_WEIGHT = 1e-6
+from pipeline.config import MIN_WEIGHT
 
 
 class WeightsError(ValueError):

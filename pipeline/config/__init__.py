@@ -2,6 +2,7 @@
 
 from pipeline.config._loader import ENV_PREFIX, ConfigCheck, ConfigError, Problem, config_from_dict, load_config
 from pipeline.config._models import (
+    MIN_WEIGHT,
     AutoFeatures,
     AutoscalingConfig,
     ColumnFeature,
@@ -30,6 +31,7 @@ from pipeline.config._models import (
 
 __all__ = [
     "ENV_PREFIX",
+    "MIN_WEIGHT",
     "AutoFeatures",
     "AutoscalingConfig",
     "ColumnFeature",

@@ -314,6 +314,11 @@ class AutoscalingConfig(_Section):
         return self
 
 
+# The smallest routing weight above 0 (one request in a million beside a weight of 1): a share such as
+# 5e-324 routes nothing, and as the only weight above 0 it would leave every request unrouted.
+MIN_WEIGHT = 1e-6
+
+
 class VariantConfig(_Section):
     """One served model: a registry alias (default: the variant's name) or a pinned version."""
 
@@ -325,6 +330,13 @@ class VariantConfig(_Section):
     replicas: int = Field(default=1, ge=1, le=64, description="replicas of a Spark-scored variant")
     autoscaling: AutoscalingConfig | None = None
     cpus: float = Field(default=0.0, ge=0.0, le=64, description="Ray CPUs reserved per Spark-variant replica")
+
+    @field_validator("weight")
+    @classmethod
+    def _routable_weight(cls, value: float) -> float:
+        if 0 < value < MIN_WEIGHT:
+            raise ValueError(f"must be 0 or at least {MIN_WEIGHT:g} (a smaller share cannot route a request)")
+        return value
 
     @model_validator(mode="after")
     def _one_reference(self) -> VariantConfig:

@@ -84,6 +84,10 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
             "either 'generate' or 'input'",
         ),
         (MINIMAL + "serving: {variants: {a: {weight: 0}}}\n", "weights are all 0"),
+        (
+            MINIMAL + "serving: {variants: {a: {weight: 1}, b: {weight: 5.0e-324}}}\n",
+            "must be 0 or at least 1e-06",
+        ),
         (MINIMAL + "serving: {variants: {Champ: {weight: 1}}}\n", "variant name 'Champ'"),
         (MINIMAL + "serving: {variants: {a: {weight: 1, alias: x, version: 2}}}\n", "not both"),
         (MINIMAL + "serving: {shadow: canary}\n", "shadow = 'canary' is not a variant"),
