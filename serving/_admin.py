@@ -58,10 +58,13 @@ def feedback_tables(settings: AppSettings) -> tuple[str, str]:
     return settings.prediction_log, settings.feedback
 
 
-async def take_feedback(body: bytes, settings: AppSettings, state: Any, replicas: Any) -> FeedbackReport:
-    """Write the outcomes of logged predictions to the feedback table; outcomes of requests the log does
-    not hold are counted and listed, not written. Raises Refused."""
-    log, table = feedback_tables(settings)
+async def take_feedback(
+    body: bytes, tables: tuple[str, str], settings: AppSettings, state: Any, replicas: Any
+) -> FeedbackReport:
+    """Write the outcomes of logged predictions to the feedback table (``tables``: the prediction log and
+    the feedback table, from ``feedback_tables``); outcomes of requests the log does not hold are counted
+    and listed, not written. Raises Refused."""
+    log, table = tables
     outcomes = feedback_outcomes(parse_json(body), settings.max_batch_rows)
     lookback = settings.feedback_lookback_days
     unknown = await asyncio.to_thread(unknown_outcomes, log, outcomes, lookback)

@@ -282,9 +282,9 @@ class Router:
         if (refused := self._unauthorised(request)) is not None:
             return refused
         try:
-            feedback_tables(self.settings)
+            tables = feedback_tables(self.settings)  # 503 when the log is off, before the body is read
             body = await _read_body(request, self.settings.max_body_bytes)
-            report = await take_feedback(body, self.settings, self.state, self._own_replicas())
+            report = await take_feedback(body, tables, self.settings, self.state, self._own_replicas())
         except Refused as error:
             return _refused(error)
         return JSONResponse(report.as_json())
