@@ -57,7 +57,11 @@ def profile_columns(
         aggregates.append(F.sum(column.isNull().cast("long")).alias(f"{name}__nulls"))
         if kinds[name] in ("vector", "other"):
             continue
-        aggregates.append(F.approx_count_distinct(column, 0.02).alias(f"{name}__distinct"))
+        # A DataSketches HLL sketch (lgK 12: ~1.6% error) of each value's hash. Spark's approx_count_distinct
+        # at a like error keeps 4,096 registers per column as aggregation-buffer fields: its generated
+        # code took 6-8 s per profile of a 15-column, 3,000-row table, the sketch under 1 s.
+        hashed = F.when(column.isNotNull(), F.xxhash64(column))  # the sketch takes no double, date or bool
+        aggregates.append(F.hll_sketch_estimate(F.hll_sketch_agg(hashed, 12)).alias(f"{name}__distinct"))
         if kinds[name] == "string":
             words = F.size(F.split(F.trim(column), r"\s+"))
             aggregates.append(F.avg(F.when(column.isNotNull(), words)).alias(f"{name}__tokens"))
