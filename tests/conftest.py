@@ -62,7 +62,34 @@ def make_config(root: Path, **sections: Any) -> PipelineConfig:
     }
     for name, value in sections.items():
         raw[name] = {**raw.get(name, {}), **value}
-    return config_from_dict(raw, base_dir=root, environ={})
+    return seeded_store(config_from_dict(raw, base_dir=root, environ={}))
+
+
+_EMPTY_STORES: dict[str, Path] = {}
+
+
+def seeded_store(config: PipelineConfig) -> PipelineConfig:
+    """Where ``config`` keeps MLflow in the default place (``root/mlruns/mlflow.db``, sqlite) and no store
+    is there yet: a copy of an empty store made once per test process. Every new sqlite store is the same
+    file after MLflow's ~50 schema migrations, which take about a second each time; tests that check
+    whether MLflow was opened at all give a store path of their own and get no copy."""
+    import shutil
+
+    prefix = "sqlite:///"
+    path = Path(config.tracking.uri.removeprefix(prefix))
+    if not config.tracking.uri.startswith(prefix) or path != config.root / "mlruns" / "mlflow.db" or path.exists():
+        return config
+    if "empty" not in _EMPTY_STORES:
+        import tempfile
+
+        import mlflow
+
+        template = Path(tempfile.mkdtemp(prefix="empty-mlflow-")) / "mlflow.db"
+        mlflow.MlflowClient(tracking_uri=f"{prefix}{template}").search_experiments()  # creates the tables
+        _EMPTY_STORES["empty"] = template
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_EMPTY_STORES["empty"], path)
+    return config
 
 
 def stop_process_group(process: subprocess.Popen[Any], timeout: float = 30) -> None:
@@ -159,7 +186,7 @@ def example_config(name: str, root: Path, **sections: Any) -> PipelineConfig:
         generate["rows"] = LAKE_ROWS[generate["generator"]]
     for section, value in sections.items():
         raw[section] = {**raw.get(section, {}), **value}
-    return config_from_dict(raw, base_dir=root, environ={}, checks=[check_model])
+    return seeded_store(config_from_dict(raw, base_dir=root, environ={}, checks=[check_model]))
 
 
 @pytest.fixture(scope="session")
