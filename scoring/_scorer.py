@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -70,15 +70,21 @@ class ScorerSpec:
     task: str
     inputs: tuple[InputField, ...]
     classes: int | None = None
+    # The other columns of the table version the model was trained on (the label, id-like, constant or
+    # dropped ones): a record may carry them, as a row of that table does, and they are ignored.
+    ignored: tuple[str, ...] = ()
 
     def to_json(self) -> str:
-        return json.dumps({"task": self.task, "classes": self.classes, "inputs": [asdict(f) for f in self.inputs]})
+        return json.dumps({"task": self.task, "classes": self.classes, "inputs": [asdict(f) for f in self.inputs],
+                           "ignored": list(self.ignored)})  # fmt: skip
 
     @classmethod
     def from_json(cls, text: str) -> ScorerSpec:
         raw = json.loads(text)
         inputs = tuple(InputField(**field) for field in raw["inputs"])
-        return cls(task=raw["task"], inputs=inputs, classes=raw.get("classes"))
+        # Specs logged before `ignored` existed have none: such a version takes its inputs only.
+        ignored = tuple(raw.get("ignored", ()))
+        return cls(task=raw["task"], inputs=inputs, classes=raw.get("classes"), ignored=ignored)
 
 
 def as_integer(value: Any) -> int | None:
@@ -166,14 +172,18 @@ def _fast_column(field: InputField, records: Sequence[Mapping[str, Any]]) -> np.
     return array.reshape(-1, 1)
 
 
-def records_to_feeds(inputs: Sequence[InputField], records: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """Checked ONNX feeds, one array per input column; raises RecordError naming the first bad value."""
+def records_to_feeds(
+    inputs: Sequence[InputField], records: Sequence[Mapping[str, Any]], ignored: Collection[str] = ()
+) -> dict[str, np.ndarray]:
+    """Checked ONNX feeds, one array per input column; raises RecordError naming the first bad value.
+    Fields named in ``ignored`` (the training table's other columns) are accepted and left out."""
     known = {field.name for field in inputs}
-    if not set().union(*records) <= known:
+    if not set().union(*records) <= known | set(ignored):
         for index, record in enumerate(records):
-            unknown = sorted(set(record) - known)
+            unknown = sorted(set(record) - known - set(ignored))
             if unknown:
-                raise RecordError(unknown[0], f"unknown field; the model takes {sorted(known)}", index)
+                also = f"; it ignores the training table's other columns {sorted(ignored)}" if ignored else ""
+                raise RecordError(unknown[0], f"unknown field; the model takes {sorted(known)}{also}", index)
     feeds = {}
     for field in inputs:
         array = _fast_column(field, records)
@@ -211,7 +221,7 @@ class OnnxScorer:
         return dict(zip(self._outputs, session.run(self._outputs, dict(feeds)), strict=True))
 
     def score(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        outputs = self.score_arrays(records_to_feeds(self.spec.inputs, records))
+        outputs = self.score_arrays(records_to_feeds(self.spec.inputs, records, self.spec.ignored))
         return format_outputs(outputs, len(records))
 
 

@@ -23,10 +23,12 @@ ADMIN_PATHS = ("/admin/weights", "/admin/reload", "/train", "/train/{job_id}")
 
 @dataclass(frozen=True)
 class VariantInputs:
-    """What a loaded variant takes: its input fields (name, JSON Schema) in order, and whether it recommends."""
+    """What a loaded variant takes: its input fields (name, JSON Schema) in order, whether it recommends,
+    and the training table's other columns, which a record may carry and the variant ignores."""
 
     fields: tuple[tuple[str, dict[str, Any]], ...]
     recommends: bool
+    ignored: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,14 @@ def predict_body(variants: Sequence[ServedVariant], max_rows: int, sticky_key: s
     variants take the same inputs."""
     forms = []
     for variant in variants:
-        forms += predict_forms(list(variant.inputs.fields), list(variant.model_ids), max_rows, sticky_key)
+        forms += predict_forms(list(variant.inputs.fields), list(variant.model_ids), max_rows, sticky_key,
+                               variant.inputs.ignored)  # fmt: skip
     routed = [variant for variant in variants if variant.routed]
     merged = _merged_fields(routed) if routed else None
     if merged is not None:
-        forms += predict_forms(merged, None, max_rows, sticky_key)
+        # A routed record may reach any routed variant: it may carry only what each of them ignores.
+        ignored = [name for name in routed[0].inputs.ignored if all(name in v.inputs.ignored for v in routed)]
+        forms += predict_forms(merged, None, max_rows, sticky_key, tuple(ignored))
     return forms
 
 

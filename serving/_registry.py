@@ -177,7 +177,7 @@ class SparkFallback:
     def score(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         import pandas as pd
 
-        records_to_feeds(self.spec.inputs, records)  # the same checks and messages as the ONNX path
+        records_to_feeds(self.spec.inputs, records, self.spec.ignored)  # the ONNX path's checks and messages
         columns = [item.name for item in self.spec.inputs]
         frame = pd.DataFrame([{name: record[name] for name in columns} for record in records], columns=columns)
         for name, (low, high) in self.integer_ranges.items():

@@ -231,12 +231,20 @@ def _form(
             "required": required if model_id is None else [*required, "model_id"]}  # fmt: skip
 
 
+IGNORED_FIELD = {"description": "a column of the table the model was trained on that it does not use: ignored"}
+
+
 def predict_forms(
-    fields: list[tuple[str, dict[str, Any]]], model_id: list[str] | None, max_rows: int, sticky_key: str | None
+    fields: list[tuple[str, dict[str, Any]]],
+    model_id: list[str] | None,
+    max_rows: int,
+    sticky_key: str | None,
+    ignored: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """The two bodies ``predict_envelope`` takes for a model with these input fields (name, JSON Schema):
-    records by name (``instances``), or one record's values in input order (``features``)."""
-    properties = dict(fields)
+    records by name (``instances``, which may also carry the ``ignored`` columns of the training table),
+    or one record's values in input order (``features``)."""
+    properties = {**dict.fromkeys(ignored, IGNORED_FIELD), **dict(fields)}
     if sticky_key is not None and sticky_key not in properties:
         properties[sticky_key] = {}  # read as the sticky key from the first record, else ignored
     record = {"type": "object", "properties": properties, "required": [name for name, _ in fields],

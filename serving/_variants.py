@@ -77,6 +77,7 @@ class VariantSlot:
             "scorer_reason": model.reason,
             "lineage": model.lineage,
             "inputs": [{"name": item.name, "type": item.describe()} for item in model.spec.inputs],
+            "ignored_inputs": list(model.spec.ignored),  # the training table's other columns
             "task": model.spec.task,
         }
 
@@ -87,7 +88,7 @@ class VariantSlot:
             return None
         named = zip(model.spec.inputs, model.field_schemas, strict=True)
         fields = tuple((item.name, schema) for item, schema in named)
-        return VariantInputs(fields, model.recommender is not None)
+        return VariantInputs(fields, model.recommender is not None, model.spec.ignored)
 
     def reload(self) -> dict[str, Any]:
         """Re-resolve the alias; load and swap in a new version (requests in flight keep the old one)."""

@@ -39,7 +39,8 @@ def _input_kinds(trained: TrainedModel) -> dict[str, ValueKind]:
 
 
 def scorer_spec(trained: TrainedModel, kinds: dict[str, ValueKind] | None = None) -> ScorerSpec:
-    """The model's inputs as the scorer and the HTTP API take them, from the training data's schema."""
+    """The model's inputs as the scorer and the HTTP API take them, from the training data's schema, and
+    the table's other columns, which a record may carry and the model ignores."""
     prepared = trained.prepared
     fields = []
     for name, kind in (kinds or _input_kinds(trained)).items():
@@ -51,7 +52,9 @@ def scorer_spec(trained: TrainedModel, kinds: dict[str, ValueKind] | None = None
             fields.append(InputField(name, kind))
         else:
             fields.append(InputField(name, "number"))
-    return ScorerSpec(task=prepared.task, inputs=tuple(fields), classes=prepared.label_classes)
+    used = {field.name for field in fields}
+    ignored = tuple(name for name in prepared.snapshot.df.columns if name not in used)
+    return ScorerSpec(task=prepared.task, inputs=tuple(fields), classes=prepared.label_classes, ignored=ignored)
 
 
 def export_scorer(trained: TrainedModel, rows: int = PARITY_ROWS) -> ExportResult:

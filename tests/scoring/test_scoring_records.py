@@ -53,6 +53,29 @@ def test_bad_values_are_named(change: dict, message: str) -> None:
         records_to_feeds(INPUTS, [GOOD, {**GOOD, **change}])
 
 
+def test_the_training_tables_other_columns_are_accepted_and_ignored_and_a_misspelling_is_not() -> None:
+    ignored = ("label", "transaction_id")
+    row = {**GOOD, "label": 1, "transaction_id": "t-1"}  # a row of the table the model was trained on
+    with_columns = records_to_feeds(INPUTS, [row], ignored)
+    without = records_to_feeds(INPUTS, [GOOD], ignored)
+    assert with_columns.keys() == without.keys() == {field.name for field in INPUTS}
+    for name in without:
+        np.testing.assert_array_equal(with_columns[name], without[name])
+    with pytest.raises(RecordError) as refused:
+        records_to_feeds(INPUTS, [{**GOOD, "lable": 1}], ignored)
+    assert refused.value.field == "lable" and refused.value.record == 0
+    assert "unknown field" in refused.value.reason and "['label', 'transaction_id']" in refused.value.reason
+    with pytest.raises(RecordError, match="unknown field"):
+        records_to_feeds(INPUTS, [row])  # a model that ignores nothing takes its inputs only
+
+
+def test_a_scorer_spec_keeps_its_ignored_columns_and_reads_one_logged_without_them() -> None:
+    spec = ScorerSpec(task="classification", inputs=INPUTS, classes=2, ignored=("label",))
+    assert ScorerSpec.from_json(spec.to_json()) == spec
+    older = '{"task": "regression", "classes": null, "inputs": [{"name": "amount", "kind": "number"}]}'
+    assert ScorerSpec.from_json(older).ignored == ()
+
+
 def test_bulk_columns_equal_the_value_by_value_path() -> None:
     values = [(1, "a", False), (None, None, None), (2**40, "b", True), (-0.5, "", False)]
     records = [{**GOOD, "amount": amount, "merchant": merchant, "is_new": new} for amount, merchant, new in values]

@@ -17,7 +17,9 @@ from serving.routing import WeightsError, check_weights
 
 FIELDS = (InputField("amount", "number"), InputField("device", "string"), InputField("new", "boolean"),
           InputField("embedding", "vector", 2))  # fmt: skip
-INPUTS = VariantInputs(tuple((field.name, field.json_schema()) for field in FIELDS), recommends=False)
+# The champion was trained on a table with a label and an id column, which it does not use.
+IGNORED = ("label", "transaction_id")
+INPUTS = VariantInputs(tuple((f.name, f.json_schema()) for f in FIELDS), recommends=False, ignored=IGNORED)
 ALS = VariantInputs((("user_id", InputField("user_id", "number").json_schema()),), recommends=True)
 BASE = {"openapi": "3.1.0", "info": {"title": "t", "description": "d", "version": "1"},
         "paths": {"/predict": {"post": {"responses": {}}}, "/recommend": {"post": {"responses": {}}},
@@ -48,7 +50,7 @@ def _accepted_by_predict(body: Any) -> bool:
         if "features" in body and len(body["features"]) != len(FIELDS):
             return False
         records = [{key: value for key, value in record.items() if key != "user"} for record in records]
-        records_to_feeds(FIELDS, records)
+        records_to_feeds(FIELDS, records, IGNORED)
         return envelope.model_id in (None, "champion", "@champion", "1")
     except (Refused, RecordError):
         return False
@@ -67,6 +69,9 @@ PREDICT_CASES = [
     {"instances": [{**RECORD, "new": 1}]},
     {"instances": [{**RECORD, "embedding": [1.0]}]},
     {"instances": [{**RECORD, "other": 1}]},  # a field the model does not take
+    {"instances": [{**RECORD, "label": 1, "transaction_id": "t-1"}]},  # a row of the training table
+    {"instances": [{**RECORD, "label": None, "transaction_id": [1, {"a": 2}]}]},  # ignored, whatever it holds
+    {"instances": [{**RECORD, "lable": 1}]},  # a misspelled column
     {"instances": [{k: v for k, v in RECORD.items() if k != "device"}]},
     {"instances": [{**RECORD, "amount": 10**400}]},  # beyond a double
     {"instances": [RECORD] * 4},  # over max_rows
@@ -93,6 +98,19 @@ def test_routed_bodies_are_documented_only_when_every_routed_variant_takes_them(
     assert _documented(schema, {"instances": [{"user_id": 4}], "model_id": "recs"})
     idle_als = ServedVariant("recs", ("recs",), ALS, routed=False)
     assert _documented(_body(_document([champion, idle_als]), "/predict"), {"instances": [RECORD]})
+
+
+def test_a_routed_record_may_carry_only_the_columns_every_routed_variant_ignores() -> None:
+    champion = ServedVariant("champion", ("champion",), INPUTS, routed=True)
+    older = VariantInputs(INPUTS.fields, recommends=False, ignored=("label",))  # trained on a table without the id
+    challenger = ServedVariant("challenger", ("challenger",), older, routed=True)
+    schema = _body(_document([champion, challenger]), "/predict")
+    assert _documented(schema, {"instances": [{**RECORD, "label": 0}]})
+    with_id = {**RECORD, "transaction_id": "t-1"}
+    assert not _documented(schema, {"instances": [with_id]})  # the challenger would refuse it
+    assert _documented(schema, {"instances": [with_id], "model_id": "champion"})
+    assert not _documented(schema, {"instances": [with_id], "model_id": "challenger"})
+    assert not _documented(schema, {"features": [1.0, "tablet", False, [1, 2], 0]})  # positional: inputs only
 
 
 def test_recommend_is_documented_for_als_variants_and_left_out_when_none_serves() -> None:
