@@ -13,3 +13,7 @@ class DataError(PipelineError):
 
 class SchemaMismatchError(DataError):
     """Rows whose schema differs from the Delta table they were to be written to."""
+
+
+class ClusterError(PipelineError):
+    """A Ray cluster could not be started, joined or stopped."""

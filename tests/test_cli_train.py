@@ -224,3 +224,24 @@ def test_train_writes_its_outcome_as_json_even_when_it_fails(tmp_path: Path) -> 
     outcome = json.loads(result.read_text())
     assert outcome["status"] == "FAILED" and "spark.num_executors = -1" in outcome["error"], outcome
     assert not list(result.parent.glob(".*.partial"))  # written whole, nothing half-written left
+
+
+def test_spark_that_the_cluster_cannot_hold_ends_within_its_timeout_in_one_line(tmp_path: Path) -> None:
+    """16 cores for one executor on a local Ray of this machine's cores: RayDP would wait for its placement
+    group for ever; `train` ends after spark.start_timeout_s, naming what was asked and what is free."""
+    import json
+
+    result = tmp_path / "outcome.json"
+    env = {**small_run_env(tmp_path), "PIPELINE__SPARK__EXECUTOR_CORES": "16",
+           "PIPELINE__SPARK__PLACEMENT_STRATEGY": "PACK", "PIPELINE__SPARK__START_TIMEOUT_S": "5"}  # fmt: skip
+    started = time.monotonic()
+    failed = run_cli("train", "--config", "config/pipeline.yaml", "--result", str(result), env=env, timeout=300)
+    elapsed = time.monotonic() - started
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: spark: no room for 1 executor(s) x 16 core(s), 1g each (placement PACK) "
+                           "within spark.start_timeout_s = 5 s; the cluster has "), last  # fmt: skip
+    assert " CPU(s) and " in last and "GiB of memory free on 1 node(s)" in last, last
+    assert "Traceback" not in failed.stderr
+    assert json.loads(result.read_text()) == {"status": "FAILED", "error": last}
+    assert elapsed < 240, elapsed  # a bound on the hang, not a speed target: Ray's start and stop included

@@ -63,6 +63,9 @@ class RayConfig(_Section):
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = Field(default=8265, ge=1, le=65535)
     num_cpus: int | None = Field(default=None, gt=0, description="CPUs of a local Ray (default: all)")
+    connect_timeout_s: float = Field(
+        default=30, gt=0, le=3600, description="how long joining the Ray head at `address` waits for an answer"
+    )
 
     @field_validator("address")
     @classmethod
@@ -84,6 +87,10 @@ class SparkConfig(_Section):
         description="a Ray placement group for the executors (RayDP): SPREAD puts them on different nodes "
         "when it can, STRICT_SPREAD must; null: none",
     )
+    start_timeout_s: float = Field(
+        default=300, gt=0, le=86_400,
+        description="how long starting Spark may wait for room for its executors on the cluster",
+    )  # fmt: skip
     configs: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     @field_validator("executor_memory")

@@ -1,8 +1,8 @@
 """Starting and stopping the engines: Java 17, Ray, and Spark inside Ray through RayDP."""
 
+from pipeline.errors import ClusterError
 from pipeline.runtime._detached import (
     CURRENT_CLUSTER_FILE,
-    ClusterError,
     DetachedHead,
     start_detached_head,
     start_worker_node,

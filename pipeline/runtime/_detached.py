@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import RayConfig
-from pipeline.errors import PipelineError
+from pipeline.errors import ClusterError
 from pipeline.runtime._java import find_java
 from pipeline.runtime._ports import free_port
 from pipeline.runtime._serve_mode import HIGH_THROUGHPUT_ENVIRONMENT, serve_mode
@@ -24,10 +24,6 @@ _NODE_PORT_FLAGS = (
     "--node-manager-port", "--object-manager-port", "--runtime-env-agent-port", "--metrics-export-port",
     "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
 )  # fmt: skip
-
-
-class ClusterError(PipelineError):
-    """The detached Ray head did not start or stop."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline._console import Console
 from pipeline.config import PipelineConfig, RayConfig, SparkConfig
+from pipeline.errors import ClusterError
+from pipeline.runtime._executors import await_executors, release_executors, reserve_executors
 from pipeline.runtime._java import JavaRuntime, activate_java, find_java
 from pipeline.runtime._serve_mode import ServeMode, apply_serve_mode, serve_mode, stop_haproxy
 
@@ -88,22 +91,30 @@ def start_spark(spark_config: SparkConfig, local: bool, extra: dict[str, str] | 
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     configs = spark_configs(spark_config, local=local)
     configs.update(extra or {})
-    spark = raydp.init_spark(
-        app_name=spark_config.app_name,
-        num_executors=spark_config.num_executors,
-        executor_cores=spark_config.executor_cores,
-        executor_memory=spark_config.executor_memory,
-        placement_group_strategy=spark_config.placement_strategy,
-        configs=configs,
-    )
-    spark.sparkContext.setLogLevel("WARN")
+    group = reserve_executors(spark_config)  # RayDP's own wait for it has no end
+    try:
+        spark = raydp.init_spark(
+            app_name=spark_config.app_name,
+            num_executors=spark_config.num_executors,
+            executor_cores=spark_config.executor_cores,
+            executor_memory=spark_config.executor_memory,
+            placement_group=group,
+            configs=configs,
+        )
+        spark.sparkContext.setLogLevel("WARN")
+        await_executors(spark, spark_config, configs)
+    except BaseException:
+        stop_spark()
+        raise
     return spark
 
 
 def stop_spark() -> None:
+    """Stop this process's Spark application and free its executors' placement group."""
     import raydp
 
     raydp.stop_spark()
+    release_executors()
 
 
 def prepare_process_environment(java: JavaRuntime) -> None:
@@ -111,6 +122,23 @@ def prepare_process_environment(java: JavaRuntime) -> None:
     activate_java(java)
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+
+
+def check_head_answers(address: str, timeout: float) -> None:
+    """ClusterError unless something accepts a connection at the head's address within ``timeout``: Ray's
+    own join retries for ever when nothing listens there (seen: over 5 minutes, no message)."""
+    if address == "auto":  # Ray finds the machine's current cluster, or says at once that there is none
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+    raise ClusterError(
+        f"ray.address = {address!r}: no Ray head answered there within ray.connect_timeout_s = {timeout:g} s "
+        f"({reason}); start one with `ray start --head`, or give the address it printed"
+    )
 
 
 def use_head_auth() -> None:
@@ -218,6 +246,7 @@ class Runtime:
             self._environment_before = {key: os.environ.get(key) for key in self._serve_mode.environment}
             apply_serve_mode(self._serve_mode)
         else:  # a cluster from `ray start` (or KubeRay) asks for its token: send it when we have one
+            check_head_answers(ray_config.address, ray_config.connect_timeout_s)
             use_head_auth()
         with self.console.timed(f"Starting Ray ({where})"):
             context = ray.init(**ray_init_kwargs(ray_config))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from pipeline.runtime._ports import _bindable, _first_ephemeral_port, free_port
 
 
@@ -24,3 +26,22 @@ def test_a_port_a_listening_or_connected_socket_holds_is_not_free() -> None:
         with socket.create_connection(listener.getsockname()) as client:
             # the client's local port comes from the ephemeral range: held while connected
             assert not _bindable(client.getsockname()[1])
+
+
+def test_joining_an_address_where_no_head_answers_is_one_line_naming_it() -> None:
+    from pipeline.runtime import ClusterError, free_port
+    from pipeline.runtime._session import check_head_answers
+
+    with socket.socket() as listening:  # something answers: the join goes on to Ray
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        check_head_answers(f"127.0.0.1:{listening.getsockname()[1]}", timeout=5)
+        check_head_answers(f"ray://127.0.0.1:{listening.getsockname()[1]}", timeout=5)
+    port = free_port()
+    with pytest.raises(ClusterError) as refused:
+        check_head_answers(f"127.0.0.1:{port}", timeout=2)
+    assert str(refused.value) == (
+        f"ray.address = '127.0.0.1:{port}': no Ray head answered there within ray.connect_timeout_s = 2 s "
+        "(Connection refused); start one with `ray start --head`, or give the address it printed"
+    )
+    check_head_answers("auto", timeout=2)  # left to Ray, which says at once when there is no cluster
