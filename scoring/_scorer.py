@@ -178,9 +178,10 @@ def records_to_feeds(
     """Checked ONNX feeds, one array per input column; raises RecordError naming the first bad value.
     Fields named in ``ignored`` (the training table's other columns) are accepted and left out."""
     known = {field.name for field in inputs}
-    if not set().union(*records) <= known | set(ignored):
+    accepted = known.union(ignored)
+    if not set().union(*records) <= accepted:
         for index, record in enumerate(records):
-            unknown = sorted(set(record) - known - set(ignored))
+            unknown = sorted(set(record) - accepted)
             if unknown:
                 also = f"; it ignores the training table's other columns {sorted(ignored)}" if ignored else ""
                 raise RecordError(unknown[0], f"unknown field; the model takes {sorted(known)}{also}", index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -65,7 +66,16 @@ def make_config(root: Path, **sections: Any) -> PipelineConfig:
     return seeded_store(config_from_dict(raw, base_dir=root, environ={}))
 
 
-_EMPTY_STORES: dict[str, Path] = {}
+@functools.cache
+def _empty_store() -> Path:
+    """An empty MLflow sqlite store, made once per test process."""
+    import tempfile
+
+    import mlflow
+
+    template = Path(tempfile.mkdtemp(prefix="empty-mlflow-")) / "mlflow.db"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()  # creates the tables
+    return template
 
 
 def seeded_store(config: PipelineConfig) -> PipelineConfig:
@@ -79,16 +89,8 @@ def seeded_store(config: PipelineConfig) -> PipelineConfig:
     path = Path(config.tracking.uri.removeprefix(prefix))
     if not config.tracking.uri.startswith(prefix) or path != config.root / "mlruns" / "mlflow.db" or path.exists():
         return config
-    if "empty" not in _EMPTY_STORES:
-        import tempfile
-
-        import mlflow
-
-        template = Path(tempfile.mkdtemp(prefix="empty-mlflow-")) / "mlflow.db"
-        mlflow.MlflowClient(tracking_uri=f"{prefix}{template}").search_experiments()  # creates the tables
-        _EMPTY_STORES["empty"] = template
     path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_EMPTY_STORES["empty"], path)
+    shutil.copyfile(_empty_store(), path)
     return config
 
 

@@ -89,7 +89,8 @@ class SparkConfig(_Section):
     )
     start_timeout_s: float = Field(
         default=300, gt=0, le=86_400,
-        description="how long starting Spark may wait for room for its executors on the cluster",
+        description="how long starting Spark may wait for its executors' placement group, then again for "
+        "the executors to register",
     )  # fmt: skip
     configs: dict[str, str | int | float | bool] = Field(default_factory=dict)
 

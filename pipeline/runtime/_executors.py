@@ -35,6 +35,7 @@ def executor_bundles(spark: SparkConfig) -> list[dict[str, float]]:
 
 
 def asked(spark: SparkConfig) -> str:
+    """The executors a config asks for, as the error lines name them."""
     return f"{spark.num_executors} executor(s) x {spark.executor_cores} core(s), {spark.executor_memory} each"
 
 
