@@ -69,7 +69,7 @@ async def take_feedback(
     lookback = settings.feedback_lookback_days
     unknown = await asyncio.to_thread(unknown_outcomes, log, outcomes, lookback)
     if unknown:
-        # Answers still in a replica's buffer are not in the table yet: commit them, look again for those
+        # Answers a replica has not committed yet are not in the table: commit them, look again for those
         # (the log is read once when every outcome is known at once).
         await replicas.broadcast("flush_log").results_async()
         unknown = await asyncio.to_thread(unknown_outcomes, log, unknown, lookback)

@@ -83,7 +83,8 @@ class Router:
         self.directory = VariantDirectory(settings, remote)
         self.accounting = RequestAccounting(self.state)
         self.writer = PredictionLogWriter(settings.prediction_log, settings.log_max_buffer_rows,
-                                          settings.log_flush_seconds, settings.model_name)  # fmt: skip
+                                          settings.log_flush_seconds, settings.model_name,
+                                          settings.log_wait_for_disk)  # fmt: skip
         self.shadowing = Shadowing(settings.shadow, self.directory, self.accounting, self.writer, self.state)
         self._refresher: asyncio.Task[None] | None = None
 
@@ -94,7 +95,7 @@ class Router:
         await self.accounting.flush(self.writer.log)
 
     async def flush_log(self) -> int:
-        """Commit this replica's buffered prediction log rows now; the rows written."""
+        """Commit the prediction log rows this replica wrote ahead (and any a dead one left); the rows written."""
         return await self.writer.flush()
 
     async def reload_local(self) -> dict[str, Any]:
@@ -230,7 +231,9 @@ class Router:
         self.accounting.count(variant, version, role, answer.status, started, envelope.rows)
         answered = Answered(request_id, method, variant, role, version, self.directory.trained_on(version),
                             envelope, body, started)  # fmt: skip
-        self.writer.offer(answered, answer)
+        durable = self.writer.offer(answered, answer)  # written ahead: it outlives this replica from here
+        if durable is not None:
+            await durable
         if answer.status != 200:
             return _error(answer.status, answer.field or "model", answer.reason or "", variant=variant)
         if self.shadowing.follows(variant, role):

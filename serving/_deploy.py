@@ -83,6 +83,7 @@ def app_settings(
         feedback_lookback_days=serving.feedback.lookback_days,
         watch=_watch_settings(config),
         log_max_buffer_rows=serving.prediction_log.max_buffer_rows,
+        log_wait_for_disk=serving.prediction_log.wait_for_disk,
     )
 
 

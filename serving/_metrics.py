@@ -123,7 +123,7 @@ class MetricsTable:
             lines.append(f"pipeline_request_seconds_sum{_labels(**base)} {histogram.total:.6f}")
             lines.append(f"pipeline_request_seconds_count{_labels(**base)} {histogram.observations}")
         lines += [
-            "# HELP pipeline_prediction_log_rows_total Prediction log rows committed, or dropped (buffer full).",
+            "# HELP pipeline_prediction_log_rows_total Prediction log rows committed, or dropped (backlog full).",
             "# TYPE pipeline_prediction_log_rows_total counter",
             f'pipeline_prediction_log_rows_total{{outcome="written"}} {self.log.get("written", 0)}',
             f'pipeline_prediction_log_rows_total{{outcome="dropped"}} {self.log.get("dropped", 0)}',

@@ -1,9 +1,10 @@
 """The prediction log: every answered prediction, one row per scored record, appended to a Delta table by
 delta-rs (no Spark in serving).
 
-A request only appends one small entry to a bounded in-memory buffer (a full buffer drops the entry and
-counts its rows: a request never waits for the log). A replica's background task turns the entries into
-rows and commits them in batches, on a thread; a graceful stop commits what is left.
+A request appends one frame to its replica's write-ahead file (``serving._wal``) before its answer goes
+out; a bounded backlog drops the entry and counts its rows instead. A replica's background task commits
+the sealed files in batches, on a thread, and adopts the files of replicas that died; a graceful stop
+commits what is left.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import orjson
 import pyarrow as pa
 
 from serving._requests import parse_json
+from serving._wal import WAL_FOLDER, Frame, WriteAheadLog, encode, orphaned, read_segment, release, segment_number
 
 logger = logging.getLogger("ray.serve")
 
@@ -43,6 +45,7 @@ LOG_SCHEMA = pa.schema([
 ])  # fmt: skip
 PARTITION = "date"
 _CHUNK = 256  # entries turned into rows at a time by a commit
+_APP = "pipeline-prediction-log-"  # + a replica's write-ahead owner: the Delta txn app id of its commits
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,25 @@ class AnsweredRequest:
     sticky: str | None
     rows: int
 
+    def frame(self) -> bytes:
+        """The entry as one write-ahead frame."""
+        meta = orjson.dumps([self.request_id, self.time, self.route, self.variant, self.role, self.model,
+                             self.version, self.trained_on_delta_version, self.scorer, self.latency_seconds,
+                             self.sticky, self.rows])  # fmt: skip
+        return encode(Frame(meta, self.body, self.output))
+
+    @classmethod
+    def from_frame(cls, frame: Frame) -> AnsweredRequest:
+        request_id, at, route, variant, role, model, version, trained_on, scorer, latency, sticky, rows = (
+            orjson.loads(frame.meta)
+        )
+        return cls(request_id, at, route, variant, role, model, version, trained_on, scorer, frame.body,
+                   frame.output, latency, sticky, rows)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class LogCounts:
-    """Rows committed, rows dropped (full buffer, or lost at a stop), failed commits: since the last report."""
+    """Rows committed, rows dropped (a full backlog, or not written ahead), failed commits: since last asked."""
 
     written: int = 0
     dropped: int = 0
@@ -129,25 +147,36 @@ def create_log_table(path: str | Path) -> None:
 
 @dataclass
 class PredictionLog:
-    """One ingress replica's side of the log: a bounded buffer of answered requests and their commits."""
+    """One ingress replica's side of the log: its write-ahead file and the commits of what it holds (and
+    of what dead replicas left). ``max_buffer_rows`` bounds the rows waiting for a commit."""
 
     path: str
     max_buffer_rows: int
-    _pending: list[AnsweredRequest] = field(default_factory=list)
+    _wal: WriteAheadLog | None = None  # made at the first entry
     _pending_rows: int = 0
     _counts: LogCounts = field(default_factory=LogCounts)
-    _lock: threading.Lock = field(default_factory=threading.Lock)  # the buffer: commits run on a thread
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # the counts: commits run on a thread
     _committing: threading.Lock = field(default_factory=threading.Lock)  # one commit at a time
     # Kept open: each commit then brings its snapshot up to date instead of replaying the table's log.
     _table: Any = None
 
     def offer(self, entry: AnsweredRequest) -> bool:
-        """Keep ``entry`` for the next commit; False (and its rows counted as dropped) when the buffer is full."""
+        """Write ``entry`` ahead (it survives this process from now on); False, and its rows counted as
+        dropped, when the backlog is full or the file cannot be written."""
+        frame = entry.frame()
         with self._lock:
             if self._pending_rows + entry.rows > self.max_buffer_rows:
                 self._counts += LogCounts(dropped=entry.rows)
                 return False
-            self._pending.append(entry)
+            try:
+                if self._wal is None:
+                    self._wal = WriteAheadLog(Path(self.path) / WAL_FOLDER)
+                self._wal.append(frame)
+            except OSError as error:
+                logger.warning("prediction log: %d rows of request %s not written ahead: %s", entry.rows,
+                               entry.request_id, error)  # fmt: skip
+                self._counts += LogCounts(dropped=entry.rows)
+                return False
             self._pending_rows += entry.rows
             return True
 
@@ -155,44 +184,95 @@ class PredictionLog:
     def pending_rows(self) -> int:
         return self._pending_rows
 
-    def commit(self, final: bool = False) -> int:
-        """Append what is buffered as one Delta commit; the rows written. A failed commit keeps the entries
-        for the next one (``final``: counts them as dropped instead, the replica is going away)."""
+    def sync(self) -> None:
+        """Make what was written ahead survive the machine too (fdatasync)."""
+        if self._wal is not None:
+            self._wal.sync()
+
+    def commit(self) -> int:
+        """Commit what this replica wrote ahead, then what dead replicas left; the rows written. A failed
+        commit leaves the files for the next one."""
         with self._committing:
-            return self._commit(final)
+            return self._commit_own() + self._adopt()
 
-    def _commit(self, final: bool) -> int:
-        from deltalake import DeltaTable, write_deltalake
+    def close(self) -> int:
+        """At a graceful stop: a last commit, then the write-ahead folder let go (removed when empty; what a
+        failed commit left there is adopted by another replica, or by the next start)."""
+        written = self.commit()
+        if self._wal is not None:
+            self._wal.close(keep=self._pending_rows > 0)
+        return written
 
+    def _commit_own(self) -> int:
+        if self._wal is None:
+            return 0
+        sealed = self._wal.seal()
+        if not sealed:
+            return 0
+        segments = _read(sealed)
+        try:
+            written = self._append(self._wal.owner, segments)
+        except Exception as error:
+            self._failed(error)
+            return 0
+        for path in sealed:
+            path.unlink()
         with self._lock:
-            entries, rows = self._pending, self._pending_rows
-            self._pending, self._pending_rows = [], 0
+            self._pending_rows -= sum(entry.rows for _, entries in segments for entry in entries)
+            self._counts += LogCounts(written=written)
+        return written
+
+    def _adopt(self) -> int:
+        """Commit the write-ahead files of replicas that are gone (each once: see ``serving._wal``)."""
+        root, written = Path(self.path) / WAL_FOLDER, 0
+        own = self._wal.owner if self._wal is not None else ""
+        for owner, paths, lock in orphaned(root, own):
+            rows = None
+            try:
+                rows = self._append(owner, _read(paths)) if paths else 0
+            except Exception as error:
+                self._failed(error)
+            finally:
+                release(root, owner, lock, committed=rows is not None)
+            if rows:
+                logger.info("prediction log: %d rows left by a stopped replica (%s) committed", rows, owner)
+                written += rows
+                with self._lock:
+                    self._counts += LogCounts(written=rows)
+        return written
+
+    def _append(self, owner: str, segments: list[tuple[Path, list[AnsweredRequest]]]) -> int:
+        """Append the rows of an owner's ``segments`` as one commit that names the last of them, leaving out
+        segments an earlier commit named; the rows written."""
+        from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+        if self._table is None:
+            self._table = DeltaTable(self.path)
+        else:
+            self._table.update_incremental()  # other replicas' commits, adoptions among them
+        app = _APP + owner
+        done = self._table.transaction_version(app)  # set when its owner died after a commit, before cleanup
+        entries = [entry for path, batch in segments if done is None or segment_number(path) > done
+                   for entry in batch]  # fmt: skip
         if not entries:
             return 0
-        try:
-            tables = []
-            for start in range(0, len(entries), _CHUNK):
-                tables.append(log_table(entries[start : start + _CHUNK]))
-                # Between chunks the GIL goes back to the event loop's thread at once: a request waits for
-                # about one chunk's work (~1 ms), not for Python's 5 ms switch interval, again and again.
-                time.sleep(0)
-            table = pa.concat_tables(tables)
-            if self._table is None:
-                self._table = DeltaTable(self.path)
-            write_deltalake(self._table, table, mode="append", partition_by=[PARTITION])
-        except Exception as error:
-            self._table = None  # opened again for the next try
-            logger.warning("prediction log: committing %d rows to %s failed: %s", rows, self.path, error)
-            with self._lock:
-                if final:
-                    self._counts += LogCounts(dropped=rows, failed_writes=1)
-                else:  # back in front of what came meanwhile (the bound may be passed once, by this batch)
-                    self._pending, self._pending_rows = entries + self._pending, rows + self._pending_rows
-                    self._counts += LogCounts(failed_writes=1)
-            return 0
-        with self._lock:
-            self._counts += LogCounts(written=table.num_rows)
+        tables = []
+        for start in range(0, len(entries), _CHUNK):
+            tables.append(log_table(entries[start : start + _CHUNK]))
+            # Between chunks the GIL goes back to the event loop's thread at once: a request waits for
+            # about one chunk's work (~1 ms), not for Python's 5 ms switch interval, again and again.
+            time.sleep(0)
+        table = pa.concat_tables(tables)
+        last = Transaction(app, max(segment_number(path) for path, _ in segments))
+        write_deltalake(self._table, table, mode="append", partition_by=[PARTITION],
+                        commit_properties=CommitProperties(app_transactions=[last]))  # fmt: skip
         return table.num_rows
+
+    def _failed(self, error: Exception) -> None:
+        self._table = None  # opened again for the next try
+        logger.warning("prediction log: a commit to %s failed (rows kept for the next): %s", self.path, error)
+        with self._lock:
+            self._counts += LogCounts(failed_writes=1)
 
     def take_counts(self) -> LogCounts:
         """What happened since the last call (for /metrics)."""
@@ -204,6 +284,10 @@ class PredictionLog:
         """Counts taken but not delivered: added back, to go with the next report."""
         with self._lock:
             self._counts += counts
+
+
+def _read(paths: list[Path]) -> list[tuple[Path, list[AnsweredRequest]]]:
+    return [(path, [AnsweredRequest.from_frame(frame) for frame in read_segment(path)]) for path in paths]
 
 
 def logged_request(path: str | Path, request_id: str) -> list[dict[str, Any]]:

@@ -66,6 +66,7 @@ class AppSettings:
     prediction_log: str | None = None  # the Delta table of answered predictions; None: not logged
     log_flush_seconds: float = 5.0
     log_max_buffer_rows: int = 100_000
+    log_wait_for_disk: bool = False
     feedback: str | None = None  # the Delta table of outcomes (POST /feedback); None: no prediction log
     feedback_lookback_days: int = 30
     watch: WatchSettings | None = None  # experiment.auto_promote or auto_rollback

@@ -354,15 +354,22 @@ class VariantConfig(_Section):
 
 
 class PredictionLogConfig(_Section):
-    """Every answered prediction appended to a Delta table, off the request path, in batches."""
+    """Every answered prediction appended to a Delta table: written ahead to a file of its replica before
+    the answer goes out (so it outlives a killed replica), committed in batches off the request path."""
 
     enabled: bool = True
     path: ProjectPath = Path("prediction_log")
     flush_seconds: float = Field(default=5.0, gt=0, le=3600, description="how often each replica commits")
     max_buffer_rows: int = Field(
         default=100_000, ge=1, le=10_000_000,
-        description="rows a replica holds before committing; beyond it rows are dropped (counted in /metrics)",
+        description="rows a replica holds written ahead but not committed; beyond it rows are dropped "
+        "(counted in /metrics)",
     )  # fmt: skip
+    wait_for_disk: bool = Field(
+        default=False,
+        description="an answer waits for the fdatasync of its log rows, which then outlive a power cut too "
+        "(off: they outlive the replica; fdatasync follows within about 50 ms)",
+    )
 
 
 class FeedbackConfig(_Section):

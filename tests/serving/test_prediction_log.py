@@ -1,13 +1,18 @@
-"""The prediction log's buffer and commits, on real Delta tables (delta-rs), without Serve."""
+"""The prediction log's write-ahead files and commits, on real Delta tables (delta-rs), without Serve;
+replicas killed with SIGKILL are real processes."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import orjson
+import pytest
 from deltalake import DeltaTable
 
 from serving._metrics import MetricsTable
@@ -20,6 +25,8 @@ from serving._prediction_log import (
     log_table,
     sticky_key_hash,
 )
+from serving._wal import WAL_FOLDER
+from tests.conftest import PROJECT_ROOT
 
 
 def _answered(request_id: str, records: list[dict[str, object]], route: str = "predict",
@@ -53,24 +60,40 @@ def test_one_row_per_record_with_its_input_output_and_lineage() -> None:
     assert row["input"] == "null" and json.loads(row["output"])["prediction"] == 0.0  # logged, not stuck
 
 
-def test_commits_append_every_buffered_row_once(tmp_path: Path) -> None:
+def _logged_ids(path: Path) -> list[tuple[str, int]]:
+    return sorted((r["request_id"], r["row"]) for r in DeltaTable(str(path)).to_pyarrow_table().to_pylist())
+
+
+def test_commits_append_every_written_row_once(tmp_path: Path) -> None:
     path = tmp_path / "prediction_log"
     create_log_table(path)
     create_log_table(path)  # a second deploy finds it there: nothing changes
     assert DeltaTable(str(path)).version() == 0
     log = PredictionLog(str(path), max_buffer_rows=100)
     assert log.offer(_answered("a", [{"x": 1}, {"x": 2}])) and log.offer(_answered("b", [{"x": 3}]))
-    assert log.commit() == 3 and log.commit() == 0  # nothing buffered: no empty commit
+    assert log.pending_rows == 3 and len(list((path / WAL_FOLDER).glob("*/*.wal"))) == 1  # written ahead
+    assert log.commit() == 3 and log.commit() == 0  # nothing written since: no empty commit
     assert log.offer(_answered("c", [{"x": 4}]))
-    assert log.commit(final=True) == 1
+    assert log.close() == 1
     table = DeltaTable(str(path))
     assert table.version() == 2 and table.metadata().partition_columns == ["date"]
-    ids = sorted((r["request_id"], r["row"]) for r in table.to_pyarrow_table().to_pylist())
-    assert ids == [("a", 0), ("a", 1), ("b", 0), ("c", 0)]
+    assert _logged_ids(path) == [("a", 0), ("a", 1), ("b", 0), ("c", 0)]
     assert log.take_counts() == LogCounts(written=4) and log.take_counts() == LogCounts()
+    assert list((path / WAL_FOLDER).iterdir()) == []  # a graceful stop leaves no file behind
 
 
-def test_a_full_buffer_drops_and_counts_without_waiting(tmp_path: Path) -> None:
+def test_live_replicas_commit_only_their_own_rows(tmp_path: Path) -> None:
+    path = tmp_path / "prediction_log"
+    create_log_table(path)
+    first, second = PredictionLog(str(path), 100), PredictionLog(str(path), 100)
+    first.offer(_answered("first", [{"x": 1}]))
+    second.offer(_answered("second", [{"x": 2}, {"x": 3}]))
+    assert second.commit() == 2 and first.pending_rows == 1  # the other replica is alive: its file is its own
+    assert first.commit() == 1
+    assert _logged_ids(path) == [("first", 0), ("second", 0), ("second", 1)]
+
+
+def test_a_full_backlog_drops_and_counts_without_waiting(tmp_path: Path) -> None:
     log = PredictionLog(str(tmp_path / "log"), max_buffer_rows=3)
     assert log.offer(_answered("a", [{"x": 1}, {"x": 2}]))
     started = time.perf_counter()
@@ -81,14 +104,60 @@ def test_a_full_buffer_drops_and_counts_without_waiting(tmp_path: Path) -> None:
 
 
 def test_a_failed_commit_keeps_the_rows_for_the_next_one_and_counts_it(tmp_path: Path) -> None:
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where the table's folder would be")  # a real failure: delta-rs cannot write
-    log = PredictionLog(str(blocker / "log"), max_buffer_rows=10)
+    path = tmp_path / "log"  # a folder, but no table yet: a real failure, delta-rs finds nothing to append to
+    log = PredictionLog(str(path), max_buffer_rows=10)
     log.offer(_answered("a", [{"x": 1}]))
     assert log.commit() == 0 and log.pending_rows == 1
+    create_log_table(path)
     log.offer(_answered("b", [{"x": 2}]))
-    assert log.commit(final=True) == 0 and log.pending_rows == 0  # going away: lost, and counted so
-    assert log.take_counts() == LogCounts(dropped=2, failed_writes=2)
+    assert log.commit() == 2 and log.pending_rows == 0
+    assert _logged_ids(path) == [("a", 0), ("b", 0)]
+    assert log.take_counts() == LogCounts(written=2, failed_writes=1)
+
+
+# A replica's life up to a SIGKILL, in a process of its own (the kernel must release its lock as for a
+# real replica). argv: the log's path, then what to do before dying: "committed" (a commit that went
+# through, its files put back as they were before it: a death between the Delta commit and the files'
+# removal, which no signal can be timed to hit, so the files are restored by hand) or "torn" (an entry cut
+# short mid-write).
+_REPLICA = """
+import os, shutil, signal, sys
+from pathlib import Path
+from tests.serving.test_prediction_log import _answered
+from serving._prediction_log import PredictionLog
+
+path, how = sys.argv[1], sys.argv[2]
+log = PredictionLog(path, max_buffer_rows=100)
+log.offer(_answered("kept-1", [{"x": 1}, {"x": 2}]))
+if how == "committed":
+    folder = log._wal.folder
+    before = {p: p.read_bytes() for p in folder.glob("*.wal")}
+    assert log.commit() == 2
+    for p, data in before.items():
+        p.write_bytes(data)
+log.offer(_answered("kept-2", [{"x": 3}]))
+if how == "torn":
+    frame = _answered("torn", [{"x": 4}]).frame()
+    log._wal.append(frame[: len(frame) // 2])
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("how", ["committed", "torn"])
+def test_rows_a_killed_replica_wrote_ahead_are_committed_once_by_another(tmp_path: Path, how: str) -> None:
+    path = tmp_path / "prediction_log"
+    create_log_table(path)
+    died = subprocess.run([sys.executable, "-c", _REPLICA, str(path), how], cwd=PROJECT_ROOT, timeout=120,
+                          capture_output=True, text=True)  # fmt: skip
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    assert len(list((path / WAL_FOLDER).iterdir())) == 1  # its folder, left behind
+    survivor = PredictionLog(str(path), max_buffer_rows=100)
+    survivor.offer(_answered("own", [{"x": 5}]))
+    written = survivor.commit()
+    assert _logged_ids(path) == [("kept-1", 0), ("kept-1", 1), ("kept-2", 0), ("own", 0)]  # each once
+    assert written == (2 if how == "committed" else 4)  # kept-1 was committed before the death, or not
+    assert survivor.commit() == 0
+    assert [p.name for p in (path / WAL_FOLDER).iterdir()] == [survivor._wal.owner]  # type: ignore[union-attr]
 
 
 def test_metrics_text_reports_the_log() -> None:

@@ -113,6 +113,31 @@ def test_the_writer_logs_answers_and_variant_failures_but_not_refused_requests(t
     assert off.log is None and asyncio.run(off.flush()) == 0
 
 
+def test_with_wait_for_disk_an_answer_waits_for_its_fdatasync(tmp_path: Path) -> None:
+    path = str(tmp_path / "log")
+    create_log_table(path)
+
+    async def answer_twice() -> list[bool]:
+        waits = PredictionLogWriter(path, max_buffer_rows=100, flush_seconds=60, model_name="demo",
+                                    wait_for_disk=True)  # fmt: skip
+        waits.ensure_running()
+        durable = waits.offer(_answered("a"), VariantAnswer(200, version="3", output=b"[1, 0]"))
+        assert durable is not None
+        await asyncio.wait_for(durable, 10)
+        default = PredictionLogWriter(path, max_buffer_rows=100, flush_seconds=60, model_name="demo")
+        default.ensure_running()
+        unwaited = default.offer(_answered("b"), VariantAnswer(200, version="3", output=b"[1, 0]"))
+        refused = waits.offer(_answered("c"), VariantAnswer.refused(422, "x", "not a number"))
+        written = [await waits.flush(), await default.flush()]
+        waits.close(None)
+        default.close(None)
+        return [durable.done(), unwaited is None, refused is None, written == [2, 2]]
+
+    assert asyncio.run(answer_twice()) == [True, True, True, True]
+    logged = logged_request(path, "a") + logged_request(path, "b")
+    assert [row["request_id"] for row in logged] == ["a", "a", "b", "b"]
+
+
 @pytest.mark.parametrize(
     ("header", "valid"),
     [("Bearer s3cret", True), ("Bearer  s3cret ", True), ("Bearer wrong", False), ("s3cret", False),

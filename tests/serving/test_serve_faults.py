@@ -1,7 +1,8 @@
 """The Serve app under real SIGKILLs (Serve's high-throughput mode, as deployed by default): each process
 of the app is killed under a bounded request stream; the app answers again by itself (how soon is printed:
 a speed figure, bounded here only against a hang), only requests in flight fail (with a status, never a
-hang), the weights last set stay in force and no count is reset.
+hang), the weights last set stay in force, no count is reset, and every request answered 200 is in the
+prediction log exactly once.
 Also: /health while an alias is missing, and the listening sockets of the app."""
 
 from __future__ import annotations
@@ -132,12 +133,14 @@ def _haproxy_pid() -> int:
     return max(pids)  # the newest: after a reload the old one only drains
 
 
-def _kill_under_stream(app: Any, find_pid: Callable[[], int]) -> tuple[Counter[str], float]:
+def _kill_under_stream(app: Any, find_pid: Callable[[], int]) -> tuple[Counter[str], float, list[str]]:
     """SIGKILL one process while one client sends requests back to back, for ``WATCH_SECONDS`` and then
     until the app has answered 200 for 2 s in a row (at most ``RECOVERY_BOUND_SECONDS``); returns the
-    statuses seen and how long after the kill the app answered 200 for good (after its last failure)."""
+    statuses seen, how long after the kill the app answered 200 for good (after its last failure) and the
+    ids of the requests answered 200."""
     base = str(app["client"].base_url)
     answered: list[tuple[float, str]] = []  # (when the answer came, status)
+    answered_ids: list[str] = []
     stop = threading.Event()
 
     def stream() -> None:
@@ -145,7 +148,10 @@ def _kill_under_stream(app: Any, find_pid: Callable[[], int]) -> tuple[Counter[s
         with httpx.Client(base_url=base, timeout=5) as own:
             while not stop.is_set() and time.monotonic() < deadline:
                 try:
-                    status = str(own.post("/predict", json={"instances": [app["record"]]}).status_code)
+                    response = own.post("/predict", json={"instances": [app["record"]]})
+                    status = str(response.status_code)
+                    if response.status_code == 200:
+                        answered_ids.append(response.json()["request_id"])
                 except httpx.HTTPError as error:  # a refused connection or a timeout: counted, never a hang
                     status = type(error).__name__
                 answered.append((time.monotonic(), status))
@@ -168,7 +174,30 @@ def _kill_under_stream(app: Any, find_pid: Callable[[], int]) -> tuple[Counter[s
     last_failure = max((when for when, status in answered if status != "200"), default=killed_at)
     back = [when for when, status in answered if status == "200" and when > last_failure]
     assert back, f"no 200 after the last failure: {statuses}"
-    return statuses, back[0] - killed_at
+    return statuses, back[0] - killed_at, answered_ids
+
+
+def _logged_once(app: Any, request_ids: list[str]) -> None:
+    """Every answered request is in the prediction log once, row 0 only (one record each), once the
+    replicas' next commits have run: those of a killed replica included, adopted by a live one."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    wanted = sorted(set(request_ids))
+    assert len(wanted) == len(request_ids)  # the app gave each answer its own id
+    deadline, logged = time.monotonic() + RECOVERY_BOUND_SECONDS, Counter[tuple[str, int]]()
+    while time.monotonic() < deadline:
+        table = DeltaTable(str(app["config"].serving.prediction_log.path)).to_pyarrow_dataset()
+        rows = table.to_table(columns=["request_id", "row"], filter=pc.field("request_id").isin(wanted))
+        logged = Counter(zip(rows["request_id"].to_pylist(), rows["row"].to_pylist(), strict=True))
+        if len(logged) == len(wanted):
+            break
+        time.sleep(0.5)
+    missing = sorted(set(wanted) - {request_id for request_id, _ in logged})
+    duplicated = {key: count for key, count in logged.items() if count > 1}
+    print(f"prediction log: {len(wanted)} answered, {len(missing)} missing, {len(duplicated)} duplicated")
+    assert not missing and not duplicated, (missing[:5], duplicated)
+    assert {row for _, row in logged} == {0}
 
 
 def _answering_for(answered: list[tuple[float, str]], seconds: float) -> bool:
@@ -222,15 +251,17 @@ def _after_kill(app: Any, statuses: Counter[str], recovery: float, counted_befor
     [
         ("state actor", lambda: _actor_pid("ServeState"), False),
         ("ingress replica", lambda: _actor_pid("ServeReplica:pipeline:router"), False),
+        ("ingress replica, again", lambda: _actor_pid("ServeReplica:pipeline:router"), False),
         ("HAProxy", _haproxy_pid, True),
         ("Serve controller", lambda: _actor_pid("ServeController"), False),
     ],
 )
 def test_the_app_survives_a_sigkill(app: Any, process: str, find_pid: Callable[[], int], outage: bool) -> None:
     counted = _ready_for_kill(app)
-    statuses, recovery = _kill_under_stream(app, find_pid)
+    statuses, recovery, answered_ids = _kill_under_stream(app, find_pid)
     print(f"{process}: answered 200 for good {recovery:.2f} s after the kill; statuses {dict(statuses)}")
     _after_kill(app, statuses, recovery, counted, outage)
+    _logged_once(app, answered_ids)
     restored = app["client"].post("/admin/weights", json={"weights": {"champion": 0.8, "challenger": 0.2}},
                                   headers=AUTH)  # fmt: skip
     assert restored.status_code == 200
