@@ -242,7 +242,9 @@ class Router:
                              "version": version, "scorer": answer.scorer})  # fmt: skip
         # The predictions are JSON already: spliced in, not parsed and written again.
         content = head[:-1] + b',"' + key.encode() + b'":' + answer.output + b"}"
-        headers = {"x-variant": variant, "x-model-version": version, "x-request-id": request_id}
+        # No x-request-id here: Serve's own middleware sets it on every answer (the one read above: it adds
+        # one to a request that came without); a second would reach clients as "id, id".
+        headers = {"x-variant": variant, "x-model-version": version}
         return Response(content, media_type="application/json", headers=headers)
 
     def _destination(self, envelope: Envelope) -> tuple[str, str]:

@@ -151,7 +151,8 @@ def _kill_under_stream(app: Any, find_pid: Callable[[], int]) -> tuple[Counter[s
                     response = own.post("/predict", json={"instances": [app["record"]]})
                     status = str(response.status_code)
                     if response.status_code == 200:
-                        answered_ids.append(response.json()["request_id"])
+                        # The id the answer carries, once in its header: the one the log keys it by.
+                        answered_ids.append(f"{response.json()['request_id']}|{response.headers['x-request-id']}")
                 except httpx.HTTPError as error:  # a refused connection or a timeout: counted, never a hang
                     status = type(error).__name__
                 answered.append((time.monotonic(), status))
@@ -174,7 +175,9 @@ def _kill_under_stream(app: Any, find_pid: Callable[[], int]) -> tuple[Counter[s
     last_failure = max((when for when, status in answered if status != "200"), default=killed_at)
     back = [when for when, status in answered if status == "200" and when > last_failure]
     assert back, f"no 200 after the last failure: {statuses}"
-    return statuses, back[0] - killed_at, answered_ids
+    in_body, in_header = zip(*(pair.split("|", 1) for pair in answered_ids), strict=True)
+    assert in_body == in_header, [pair for pair in answered_ids if len(set(pair.split("|"))) > 1][:3]
+    return statuses, back[0] - killed_at, list(in_body)
 
 
 def _logged_once(app: Any, request_ids: list[str]) -> None:
