@@ -38,6 +38,11 @@ class SparkVariant:
         return self.slot.inputs()
 
 
+def variant_deployment(variant: str) -> str:
+    """Serve's name of a Spark-scored variant's deployment."""
+    return f"variant-{variant}"
+
+
 def _scaling(autoscaling: dict[str, Any] | None, replicas: int, max_per_node: int | None) -> dict[str, Any]:
     """A deployment's replica options: Serve's autoscaling or a fixed count, and the per-node cap."""
     options: dict[str, Any] = (
@@ -65,7 +70,7 @@ def build_application(settings: AppSettings) -> Any:
         if not variant.remote:
             continue
         options: dict[str, Any] = {
-            "name": f"variant-{name}",
+            "name": variant_deployment(name),
             "ray_actor_options": {"num_cpus": variant.cpus},
             "max_ongoing_requests": settings.max_ongoing_requests,
             "logging_config": {"enable_access_log": False},  # the ingress logs every HTTP request already

@@ -15,7 +15,8 @@ from typing import Any
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import PipelineError
-from serving._assembly import build_application
+from serving._app import INGRESS_NAME
+from serving._assembly import build_application, variant_deployment
 from serving._experiment import experiment_rules
 from serving._registry import ModelSource, needs_spark
 from serving._settings import AppSettings, VariantSettings, WatchSettings
@@ -117,23 +118,92 @@ def endpoints(config: PipelineConfig, admin: bool) -> Endpoints:
 def deploy(
     config: PipelineConfig,
     environ: dict[str, str] | None = None,
-    ready_timeout: float = 180.0,
+    ready_timeout: float | None = None,
     config_file: str | None = None,
     dashboard_url: str | None = None,
 ) -> Endpoints:
-    """Start Serve's HTTP proxy on the configured host/port, deploy the app, wait until /health is ready.
+    """Start Serve's HTTP proxy on the configured host/port, deploy the app, wait until every replica runs
+    and /health is ready, within ``ready_timeout`` (default ``serving.ready_timeout_s``). A new app that does
+    not get there is deleted again; one deployed over a running app leaves Serve serving the old replicas.
     ``config_file`` and ``dashboard_url`` enable ``POST /train`` (Ray Jobs need the dashboard)."""
     from ray import serve
 
+    timeout = config.serving.ready_timeout_s if ready_timeout is None else ready_timeout
+    deadline = time.monotonic() + timeout
     settings = place_variants(app_settings(config, environ, config_file, dashboard_url))
     serve.start(
         proxy_location=config.serving.proxy_location,
         http_options={"host": config.serving.host, "port": config.serving.port},
     )
-    serve.run(build_application(settings), name=settings.app_name, route_prefix="/", blocking=False)
+    was_running = settings.app_name in serve.status().applications
+    # Not serve.run: it waits for the app to run with no bound (for ever, when a replica cannot be placed).
+    target = serve.RunTarget(build_application(settings), name=settings.app_name, route_prefix="/")
+    serve.run_many([target], wait_for_applications_running=False)
     urls = endpoints(config, admin=settings.token_sha256 is not None)
-    health = wait_ready(urls.health, ready_timeout)
+    try:
+        _wait_running(settings, timeout, deadline)
+        health = wait_ready(urls.health, max(deadline - time.monotonic(), 1.0))
+    except ServingError:
+        if not was_running:
+            undeploy(settings.app_name)
+        raise
     return Endpoints(urls.api, urls.docs, urls.health, urls.admin, health.get("variants", {}))
+
+
+def _wait_running(settings: AppSettings, timeout: float, deadline: float) -> None:
+    """Until Serve reports the app RUNNING (every replica placed and started); a failed deploy or the
+    deadline ends it with one line naming the deployments short of replicas, what each asks and what is free."""
+    from ray import serve
+
+    from pipeline.runtime._resources import free_resources
+
+    while True:
+        app = serve.status().applications.get(settings.app_name)
+        status = str(getattr(app, "status", "NOT_STARTED"))
+        if status.endswith("RUNNING"):
+            return
+        if status.endswith("DEPLOY_FAILED"):
+            raise ServingError(f"deploying {settings.app_name!r} failed: {getattr(app, 'message', '')}")
+        if time.monotonic() >= deadline:
+            raise ServingError(
+                f"the app was not running after serving.ready_timeout_s = {timeout:g} s: "
+                f"{_short_of_replicas(settings, app)}; the cluster has {free_resources()}"
+            )
+        time.sleep(0.5)
+
+
+def _short_of_replicas(settings: AppSettings, app: Any) -> str:
+    """Each deployment that is not HEALTHY: replicas running of those asked, and the CPUs each asks."""
+    asked = _asked_replicas(settings)
+    short = []
+    for name, deployment in sorted(getattr(app, "deployments", {}).items()):
+        if str(deployment.status).rsplit(".", 1)[-1] == "HEALTHY":
+            continue
+        states = {str(state).rsplit(".", 1)[-1]: count for state, count in deployment.replica_states.items()}
+        waiting = ", ".join(f"{count} {state.lower()}" for state, count in sorted(states.items())
+                            if state != "RUNNING")  # fmt: skip
+        replicas, cpus = asked.get(name, (0, 0.0))
+        # Serve's own word, when it has one (after 30 s: a replica not scheduled, or slow to start).
+        said = " ".join(str(deployment.message).split())[:300]
+        short.append(f"{name} has {states.get('RUNNING', 0)} of {replicas} replica(s) running "
+                     f"({waiting or 'none started yet'}), each asking {cpus:g} CPU(s)"
+                     + (f" (Serve: {said})" if said else ""))  # fmt: skip
+    if settings.max_replicas_per_node is not None:
+        short.append(f"serving.max_replicas_per_node = {settings.max_replicas_per_node} per deployment and node")
+    return "; ".join(short) or "the app has no deployments yet"
+
+
+def _asked_replicas(settings: AppSettings) -> dict[str, tuple[int, float]]:
+    """Each deployment's replicas (the autoscaling minimum, if any) and CPUs per replica, by Serve's name."""
+
+    def count(autoscaling: dict[str, Any] | None, replicas: int) -> int:
+        return int(autoscaling.get("min_replicas", 1)) if autoscaling is not None else replicas
+
+    asked = {INGRESS_NAME: (count(settings.ingress_autoscaling, settings.ingress_replicas), 0.0)}
+    for name, variant in settings.variants.items():
+        if variant.remote:
+            asked[variant_deployment(name)] = (count(variant.autoscaling, variant.replicas), variant.cpus)
+    return asked
 
 
 def wait_ready(health_url: str, timeout: float) -> dict[str, Any]:

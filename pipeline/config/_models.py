@@ -451,6 +451,11 @@ class ServingConfig(_Section):
     )
     max_ongoing_requests: int = Field(default=64, ge=1, le=10_000, description="per replica, before queueing")
     refresh_seconds: float = Field(default=1.0, gt=0, le=300, description="how often replicas pick up changes")
+    ready_timeout_s: float = Field(
+        default=180, gt=0, le=86_400,
+        description="how long deploying waits for every replica to be placed and started and every variant's "
+        "model to load; then it ends naming what is missing, what it asks and what the cluster has free",
+    )  # fmt: skip
     prediction_log: PredictionLogConfig = _defaults()
     feedback: FeedbackConfig = _defaults()
     data_roots: list[ProjectPath] = Field(

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import SparkConfig
 from pipeline.errors import PipelineError
+from pipeline.runtime._resources import free_resources
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
     from ray.util.placement_group import PlacementGroup
 
-_GIB = 1024**3
 # Groups reserved here are handed to RayDP, which removes only the groups it made itself.
 _RESERVED: list[PlacementGroup] = []
 
@@ -37,16 +37,6 @@ def executor_bundles(spark: SparkConfig) -> list[dict[str, float]]:
 def asked(spark: SparkConfig) -> str:
     """The executors a config asks for, as the error lines name them."""
     return f"{spark.num_executors} executor(s) x {spark.executor_cores} core(s), {spark.executor_memory} each"
-
-
-def free_resources() -> str:
-    """What the cluster has free now, in the words of the config (CPUs, memory, nodes)."""
-    import ray
-
-    free = ray.available_resources()
-    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-    return (f"{free.get('CPU', 0.0):g} CPU(s) and {free.get('memory', 0.0) / _GIB:.1f} GiB of memory free "
-            f"on {nodes} node(s)")  # fmt: skip
 
 
 def reserve_executors(spark: SparkConfig) -> PlacementGroup | None:

@@ -1,0 +1,42 @@
+"""Deploying waits within ``serving.ready_timeout_s`` and then says in one line why (issue 28, point 3)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.runtime import free_port
+from serving import ServingError, deploy
+from tests.conftest import make_config
+
+
+def test_replicas_that_cannot_be_placed_end_the_deploy_within_its_timeout(runtime: Any, tmp_path: Path) -> None:
+    """Two ingress replicas at most one per node, on a one-node cluster: the second is never placed. Before,
+    serve.run waited for ever; now the deploy ends after the timeout naming the deployment short of replicas,
+    the rule that keeps it short and what the cluster has free, and the new app is deleted again."""
+    from ray import serve
+
+    serving = {"port": free_port(), "app_name": "unplaceable", "ingress_replicas": 2, "max_replicas_per_node": 1,
+               "ready_timeout_s": 15}  # fmt: skip
+    config = make_config(tmp_path, serving=serving)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ServingError) as raised:
+            deploy(config, environ={})
+        took = time.monotonic() - started
+        message = str(raised.value)
+        assert "\n" not in message
+        assert message.startswith("the app was not running after serving.ready_timeout_s = 15 s: "), message
+        # One replica runs by now, or none yet on a slow machine (each imports the scorer): never both.
+        assert re.search(r"router has [01] of 2 replica\(s\) running \(", message), message
+        assert "serving.max_replicas_per_node = 1 per deployment and node" in message, message
+        assert "CPU(s) and" in message and "GiB of memory free on 1 node(s)" in message, message
+        # The timeout counts from the call; Serve's own start (its controller and proxy) is inside it.
+        assert 15 <= took < 15 + 20, took
+        assert "unplaceable" not in serve.status().applications  # a new app that never ran is not left behind
+    finally:
+        serve.shutdown()
