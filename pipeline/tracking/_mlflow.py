@@ -17,18 +17,14 @@ import yaml
 from pipeline.config import PipelineConfig, TrackingConfig
 from pipeline.export import ExportResult
 from pipeline.tracking._registry import (
-    CHALLENGER,
-    CHAMPION,
     VersionSummary,
-    alias_version,
     connect,
+    register_version,
 )
 from pipeline.tracking._training_plots import training_figures
 from scoring import SCORER_ARTIFACT, SCORER_FACTORS, SCORER_ONNX, SCORER_SPEC
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
-
     from pipeline.training import TrainedModel
 
 MODEL_ARTIFACT = "model"
@@ -119,15 +115,14 @@ def log_training(
                 exported.scorer,
                 exported.reason,
             )
-        version = mlflow.register_model(info.model_uri, config.tracking.registered_model, tags=tags)
-        alias = _set_alias(client, config.tracking, version.version)
+        version, alias = register_version(client, config.tracking, info.model_uri, tags)
         return Registration(
             run_id=run.info.run_id,
             experiment_id=run.info.experiment_id,
             model_name=config.tracking.registered_model,
-            version=str(version.version),
+            version=version,
             alias=alias,
-            model_uri=f"models:/{config.tracking.registered_model}/{version.version}",
+            model_uri=f"models:/{config.tracking.registered_model}/{version}",
             scorer=exported.scorer,
             scorer_reason=exported.reason,
         )
@@ -195,36 +190,6 @@ def _log_scorer(exported: ExportResult) -> None:
         if exported.factors is not None:
             (folder / SCORER_FACTORS).write_bytes(exported.factors)
         mlflow.log_artifacts(str(folder), artifact_path=SCORER_ARTIFACT)
-
-
-def _set_alias(client: MlflowClient, tracking: TrackingConfig, version: str) -> str | None:
-    """Apply the configured alias; if that fails, remove the new version so the registry stays consistent."""
-    try:
-        alias: str | None
-        if tracking.alias == "none":
-            alias = None
-        elif tracking.alias == "auto":
-            return _auto_alias(client, tracking.registered_model, version)
-        else:
-            alias = tracking.alias
-        if alias is not None:
-            client.set_registered_model_alias(tracking.registered_model, alias, version)
-        return alias
-    except BaseException:
-        client.delete_model_version(tracking.registered_model, version)
-        raise
-
-
-def _auto_alias(client: MlflowClient, model: str, version: str) -> str:
-    """@champion for the first version, @challenger after. Two jobs registering at once may both find no
-    champion, and the registry has no compare-and-set: each reads the alias back after setting it, and the
-    one whose claim was overwritten takes @challenger instead, so that one version is champion."""
-    if alias_version(client, model, CHAMPION) is None:
-        client.set_registered_model_alias(model, CHAMPION, version)
-        if alias_version(client, model, CHAMPION) == str(version):
-            return CHAMPION
-    client.set_registered_model_alias(model, CHALLENGER, version)
-    return CHALLENGER
 
 
 def load_spark_model(tracking: TrackingConfig, reference: str) -> Any:
