@@ -274,7 +274,11 @@ class TuningConfig(_Section):
     metric: str | None = Field(default=None, description="default: the task's primary metric")
     mode: Literal["max", "min"] | None = Field(default=None, description="default: the metric's direction")
     time_budget_s: float | None = Field(default=None, gt=0)
-    max_failures: int = Field(default=0, ge=0, le=100, description="retries of a trial that raises")
+    max_failures: int = Field(
+        default=3, ge=0, le=100,
+        description="retries of a trial whose worker, node or Spark actor was lost; an MLlib error is never "
+        "retried (it would fail the same way): the trial fails with it at once",
+    )  # fmt: skip
     validation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0, description="of the training split")
     early_stopping: EarlyStopping | None = None
     trial_cpus: float = Field(default=0.5, gt=0.0, le=64, description="Ray CPUs reserved per trial")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from pipeline.config import EarlyStopping, PipelineConfig, TuningConfig
 from pipeline.errors import PipelineError
 from pipeline.runtime import HEAD_NODE_RESOURCE
 from pipeline.tracking import TrialRecord, config_hash, finish_sweep_run, log_trial_runs, start_sweep_run
+from pipeline.tuning._failures import TRIAL_ERROR, is_system_failure, root_cause
 from pipeline.tuning._result import SweepResult, trial_cv
 from pipeline.tuning._space import SearchSpace, parse_space, trial_rungs, trials_at_a_time, tuning_objective
 from pipeline.tuning._trainer import TRAINER_NAME, SparkTrainer
@@ -30,6 +30,8 @@ _TUNE_SETTINGS = {
     # Tune logs each failed trial with Ray's traceback: the user gets one line per failure instead (its
     # progress report, the leaderboard, the trial's MLflow run, and the sweep's last line if none succeeded).
     "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
+    # A trial that MLlib refused reports its error, not the metric (see _failures.py): not a misspelt metric.
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
 }
 
 
@@ -95,7 +97,8 @@ def _point(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def run_trial(params: dict[str, Any]) -> None:
     """A Tune trial: ask the Spark actor to fit; with early stopping, once per rung (a growing fraction
-    of the training frame, or growing trees / iterations), reporting after each."""
+    of the training frame, or growing trees / iterations), reporting after each. MLlib's refusal ends the
+    trial with the error as its result (not retried); a lost worker, node or actor raises (Tune retries)."""
     import ray
     from ray import tune
 
@@ -103,13 +106,20 @@ def run_trial(params: dict[str, Any]) -> None:
     trainer: Any = ray.get_actor(TRAINER_NAME)
     pool = tune.get_context().get_trial_id() or "trial"
     app = ray.get(trainer.describe.remote())["app"]  # recorded per trial: every trial shares one Spark app
-    if "_early_stopping" not in params:
-        tune.report({**ray.get(trainer.fit.remote(algorithm, hyperparameters, pool)), "spark_app": app})
-        return
-    early_stopping = EarlyStopping.model_validate(params["_early_stopping"])
-    for rung in trial_rungs(early_stopping, algorithm, hyperparameters):
-        metrics = ray.get(trainer.fit.remote(algorithm, rung.hyperparameters, pool, rung.fraction))
-        tune.report({**metrics, "budget": rung.budget, "spark_app": app})
+    rungs: list[tuple[dict[str, Any], float, float | None]] = [(hyperparameters, 1.0, None)]  # one fit
+    if "_early_stopping" in params:
+        early_stopping = EarlyStopping.model_validate(params["_early_stopping"])
+        rungs = [(rung.hyperparameters, rung.fraction, rung.budget)
+                 for rung in trial_rungs(early_stopping, algorithm, hyperparameters)]  # fmt: skip
+    for rung_hyperparameters, fraction, budget in rungs:
+        try:
+            metrics = ray.get(trainer.fit.remote(algorithm, rung_hyperparameters, pool, fraction))
+        except Exception as error:
+            if is_system_failure(error):
+                raise
+            tune.report({TRIAL_ERROR: root_cause(error), "spark_app": app})
+            return
+        tune.report({**metrics, "spark_app": app, **({"budget": budget} if budget is not None else {})})
 
 
 def run_sweep(
@@ -218,7 +228,7 @@ def run_sweep(
             with _tune_settings():
                 grid = tuner.fit()
         except Exception as error:  # Tune's own failure (not a trial's): one line, not its traceback
-            raise SweepError(f"the sweep {name!r} stopped: {_root_cause(error)}") from error
+            raise SweepError(f"the sweep {name!r} stopped: {root_cause(error)}") from error
         trials_seconds = time.monotonic() - trials_started
         trials_ended_at = time.time()
         timings = ray.get(trainer.timings.remote())
@@ -239,7 +249,7 @@ def run_sweep(
                 except Exception as error:  # one line naming what was refit, not Ray's wrapper
                     chosen = f"{best.algorithm}, {json.dumps(best.hyperparameters, sort_keys=True)}"
                     raise SweepError(
-                        f"refitting the best of {name!r} ({chosen}) failed: {_root_cause(error)}"
+                        f"refitting the best of {name!r} ({chosen}) failed: {root_cause(error)}"
                     ) from error
         refit_seconds = time.monotonic() - refit_started
         outcome = {
@@ -355,7 +365,7 @@ def _leaderboard(grid: Any, metric: str, mode: str) -> list[TrialRecord]:
         params = result.config or {}
         algorithm, hyperparameters = _point(params) if params else ("?", {})
         values = {k: float(v) for k, v in metrics.items() if _is_model_metric(k, v)}
-        error = None if result.error is None else _root_cause(result.error)
+        error = root_cause(result.error) if result.error is not None else metrics.get(TRIAL_ERROR)
         records.append(
             TrialRecord(
                 trial_id=str(metrics.get("trial_id") or result.path.rsplit("/", 1)[-1]),
@@ -382,19 +392,3 @@ def _is_model_metric(name: str, value: Any) -> bool:
     internal = {"time_this_iter_s", "time_total_s", "timestamp", "training_iteration", "time_since_restore",
                 "iterations_since_restore", "pid", "done"}  # fmt: skip
     return isinstance(value, int | float) and not isinstance(value, bool) and name not in internal
-
-
-_EXCEPTION_LINE = re.compile(r"([\w.$]+(?:Exception|Error)): (.*\S)")
-
-
-def _root_cause(error: BaseException) -> str:
-    """The underlying exception's line (MLlib's own message), not Ray's or Tune's wrappers."""
-    candidates = [
-        f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2)}"
-        for match in map(_EXCEPTION_LINE.search, str(error).splitlines())
-        if match
-        and not any(wrapper in match.group(1) for wrapper in ("RayTaskError", "TuneError", "RayActorError"))
-    ]
-    if candidates:
-        return candidates[-1][:500]
-    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:500]}"

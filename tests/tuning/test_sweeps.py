@@ -132,6 +132,13 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> No
     trials = {r.data.params["hp.family"]: r for r in child_runs(tmp_path)}
     assert trials["binomial"].info.status == "FAILED"
     assert "identity" in trials["binomial"].data.tags["error"]
+    # MLlib's refusal is not retried (tuning.max_failures, 3 by default, is for lost workers and nodes): the
+    # trial ran once, reported its error once, and Tune has no failure of it to retry.
+    failed_id = trials["binomial"].data.tags["trial_id"]
+    (failed_trial,) = (tmp_path / "ray_results" / "sweeps-sweep").glob(f"*{failed_id}*")
+    reports = [json.loads(line) for line in (failed_trial / "result.json").read_text().splitlines()]
+    assert [report.get("trial_error") for report in reports] == [trials["binomial"].data.tags["error"]], reports
+    assert not (failed_trial / "error.txt").exists()
     assert trials["gaussian"].info.status == "FINISHED" and "rmse" in trials["gaussian"].data.metrics
     # The refit logs the winner's CV from its trial (the same folds), not from fitting them again.
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db")
