@@ -26,6 +26,7 @@ import yaml
 from pipeline.runtime import free_port, haproxy_pids
 from serving import deploy, undeploy
 from tests.conftest import PROJECT_ROOT
+from tests.serving._processes import actor_pid, haproxy_pid, own_ray_processes, process_title
 from tests.serving.test_serve_app import (
     AUTH,
     TOKEN,
@@ -99,38 +100,6 @@ def test_weights_that_would_route_nothing_are_refused_and_the_app_keeps_answerin
     assert {answer.status_code for answer in answers} == {200}
     after = client.get("/models").json()["variants"]
     assert {name: v["weight"] for name, v in after.items()} == {name: v["weight"] for name, v in before.items()}
-
-
-def _own_ray_processes() -> list[psutil.Process]:
-    """The processes this session's own Ray started (its raylet's descendants: workers, actors, HAProxy).
-    Another Ray on the machine (a parallel test worker's, a cluster's) is left alone."""
-    from ray._private import worker  # the node this process started; no public call names its raylet
-
-    node = worker._global_node
-    assert node is not None, "no Ray started by this process"
-    raylets = [psutil.Process(info.process.pid) for info in node.all_processes["raylet"]]
-    return [child for raylet in raylets for child in raylet.children(recursive=True)]
-
-
-def _title(process: psutil.Process) -> str:
-    try:
-        return (process.cmdline() or [""])[0]
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return ""
-
-
-def _actor_pid(class_name: str) -> int:
-    """The process of a live actor, by the title Ray gives it (``ray::<class>``; no dashboard needed)."""
-    found = [process.pid for process in _own_ray_processes() if _title(process).startswith(f"ray::{class_name}")]
-    assert found, f"no live actor of class {class_name}"
-    return max(found)
-
-
-def _haproxy_pid() -> int:
-    folder = Path(os.environ["RAY_SERVE_HAPROXY_SOCKET_PATH"]).parent
-    pids = haproxy_pids(folder)
-    assert pids, f"no HAProxy of this cluster ({folder})"
-    return max(pids)  # the newest: after a reload the old one only drains
 
 
 def _kill_under_stream(app: Any, find_pid: Callable[[], int]) -> tuple[Counter[str], float, list[str]]:
@@ -252,11 +221,11 @@ def _after_kill(app: Any, statuses: Counter[str], recovery: float, counted_befor
 @pytest.mark.parametrize(
     ("process", "find_pid", "outage"),
     [
-        ("state actor", lambda: _actor_pid("ServeState"), False),
-        ("ingress replica", lambda: _actor_pid("ServeReplica:pipeline:router"), False),
-        ("ingress replica, again", lambda: _actor_pid("ServeReplica:pipeline:router"), False),
-        ("HAProxy", _haproxy_pid, True),
-        ("Serve controller", lambda: _actor_pid("ServeController"), False),
+        ("state actor", lambda: actor_pid("ServeState"), False),
+        ("ingress replica", lambda: actor_pid("ServeReplica:pipeline:router"), False),
+        ("ingress replica, again", lambda: actor_pid("ServeReplica:pipeline:router"), False),
+        ("HAProxy", haproxy_pid, True),
+        ("Serve controller", lambda: actor_pid("ServeController"), False),
     ],
 )
 def test_the_app_survives_a_sigkill(app: Any, process: str, find_pid: Callable[[], int], outage: bool) -> None:
@@ -275,8 +244,8 @@ def _serve_listeners() -> dict[tuple[str, int, int], set[str]]:
     (process kind, pid, port) -> the addresses bound."""
     folder = Path(os.environ["RAY_SERVE_HAPROXY_SOCKET_PATH"]).parent
     owners = {pid: "haproxy" for pid in haproxy_pids(folder)}
-    for process in _own_ray_processes():
-        title = _title(process)
+    for process in own_ray_processes():
+        title = process_title(process)
         if title.startswith(
             ("ray::ServeReplica", "ray::ServeController", "ray::HAProxyManager", "ray::ProxyActor")
         ):
