@@ -1,5 +1,5 @@
 """A soak of the Serve app under SIGKILLs (issue 28): a bounded load while, every 30-60 s, a random one of
-the app's processes is SIGKILLed; then what survived.
+the app's processes is SIGKILLed (each kind once per round, in a random order); then what survived.
 
 One run: a local Ray (2 CPUs) with Spark, a random forest registered as @champion (ONNX, scored in the
 ingress replicas) and one with a hashed column (no ONNX converter: scored by Spark in a deployment of its
@@ -167,6 +167,7 @@ def main() -> None:
         started = time.monotonic()
         end = started + args.minutes * 60
         kills: list[Kill] = []
+        order: list[str] = []
         load.start(args.clients)
         try:
             while True:
@@ -174,7 +175,9 @@ def main() -> None:
                 if time.monotonic() + pause >= end:
                     break
                 time.sleep(pause)
-                target = draw.choice(sorted(TARGETS))
+                if not order:  # each kind once per round, in a new random order: every kind is killed
+                    order = draw.sample(sorted(TARGETS), len(TARGETS))
+                target = order.pop()
                 kills.append(kill_and_watch(load, target, started, watch=min(pause, 25.0)))
                 done = kills[-1]
                 recovered = "never" if done.recovery is None else f"{done.recovery:.2f} s"
