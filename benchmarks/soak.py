@@ -23,6 +23,7 @@ import os
 import random
 import signal
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -33,14 +34,17 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.serving_latency import make_config
 from pipeline._console import Console
 from pipeline.config import PipelineConfig
 from pipeline.data import ingest
 from pipeline.jobs import train_and_register
 from pipeline.runtime import Runtime, free_port
 from serving import deploy, undeploy
-from tests.serving._processes import actor_pid, haproxy_pid
+
+if not __package__:  # run as a script: its folder comes first on sys.path, the project root is not on it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.serving_latency import make_config  # after the path above
+from tests.serving._processes import actor_pid, haproxy_pid  # the fault tests' finders
 
 TOKEN = "soak-token"  # the admin routes' token of this run's own app
 TARGETS: dict[str, Callable[[], int]] = {

@@ -6,7 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.config import TrackingConfig
-from pipeline.tracking._registry import CHALLENGER, CHAMPION, PREVIOUS, RegistryError, alias_version, connect
+from pipeline.tracking._registry import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS,
+    RegistryError,
+    alias_version,
+    connect,
+    set_alias,
+)
 
 
 @dataclass(frozen=True)
@@ -39,11 +47,11 @@ def promote(tracking: TrackingConfig, version: str, reason: str = "by hand",
     if str(version) not in known:
         raise RegistryError(f"--version {version}: {model!r} has versions {sorted(known, key=int) or 'none'}")
     replaced = alias_version(client, model, CHAMPION)
-    client.set_registered_model_alias(model, CHAMPION, str(version))
+    set_alias(client, model, CHAMPION, str(version))
     if alias_version(client, model, CHALLENGER) == str(version):
         client.delete_registered_model_alias(model, CHALLENGER)
     if replaced is not None and replaced != str(version):
-        client.set_registered_model_alias(model, PREVIOUS, replaced)
+        set_alias(client, model, PREVIOUS, replaced)
     previous = alias_version(client, model, PREVIOUS)
     move = {"action": "promote", "alias": CHAMPION, "from_version": replaced or "none",
             "to_version": str(version), "reason": reason}  # fmt: skip
@@ -60,7 +68,7 @@ def rollback(
     if previous is None:
         raise RegistryError(f"rollback: {model!r} has no @previous version (set when a promotion replaces one)")
     replaced = alias_version(client, model, CHAMPION)
-    client.set_registered_model_alias(model, CHAMPION, previous)
+    set_alias(client, model, CHAMPION, previous)
     client.delete_registered_model_alias(model, PREVIOUS)
     move = {"action": "rollback", "alias": CHAMPION, "from_version": replaced or "none",
             "to_version": previous, "reason": reason or f"rollback of version {replaced}"}  # fmt: skip

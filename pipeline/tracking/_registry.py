@@ -4,6 +4,8 @@ experiment watcher can move aliases."""
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +22,7 @@ PREVIOUS = "previous"
 # A version's tag under ``tracking.alias: auto``: the @champion its job saw before registering ("none").
 SAW_CHAMPION = "pipeline.saw_champion"
 CONTENDING_SECONDS = 600
+_ALIAS_ATTEMPTS = 5
 
 
 class RegistryError(PipelineError):
@@ -98,7 +101,7 @@ def _set_alias(client: MlflowClient, tracking: TrackingConfig, version: str) -> 
         else:
             alias = tracking.alias
         if alias is not None:
-            client.set_registered_model_alias(tracking.registered_model, alias, version)
+            set_alias(client, tracking.registered_model, alias, version)
         return alias
     except BaseException:
         client.delete_model_version(tracking.registered_model, version)
@@ -122,10 +125,29 @@ def _auto_alias(client: MlflowClient, model: str, version: str) -> str:
                    if int(other.version) < int(version) and other.tags.get(SAW_CHAMPION) == "none"
                    and int(other.creation_timestamp or 0) >= since]  # fmt: skip
         if not earlier:
-            client.set_registered_model_alias(model, CHAMPION, version)
+            set_alias(client, model, CHAMPION, version)
             return CHAMPION
-    client.set_registered_model_alias(model, CHALLENGER, version)
+    set_alias(client, model, CHALLENGER, version)
     return CHALLENGER
+
+
+def set_alias(client: MlflowClient, model: str, alias: str, version: str) -> None:
+    """Point ``alias`` at ``version``. MLflow's server sets an alias by a read, then an insert or an update:
+    two jobs setting the same new alias at once make the second insert fail on the table's key
+    (``UniqueViolation`` on PostgreSQL; seen in CI, and the likely cause of issue 28's exit 1). The row
+    exists by then, so the same call again updates it: retried a few times, briefly."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(_ALIAS_ATTEMPTS):
+        try:
+            client.set_registered_model_alias(model, alias, version)
+            return
+        except MlflowException as error:
+            said = str(error)
+            collided = "UniqueViolation" in said or "UNIQUE constraint" in said or "IntegrityError" in said
+            if not collided or attempt == _ALIAS_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.25))
 
 
 def list_versions(tracking: TrackingConfig) -> list[VersionSummary]:
