@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from ray import cloudpickle, serve
+from ray.exceptions import RayActorError
 
 from serving._accounting import RequestAccounting
 from serving._admin import bearer_token_valid, change_weights, feedback_tables, take_feedback
@@ -223,7 +224,11 @@ class Router:
             return _refused(refused)
         try:
             answer = await self.directory.call(variant, method, envelope)
-        except Exception as error:  # a scorer bug or a lost replica: a JSON 500, counted, not a bare one
+        except RayActorError as error:  # a Spark-scored variant's replica lost while answering: worth a retry
+            logger.warning("variant %s lost its replica on request %s: %s", variant, request_id, error)
+            reason = f"variant {variant} lost its replica while answering (request {request_id}): retry"
+            answer = VariantAnswer.refused(503, "model", reason)
+        except Exception as error:  # a scorer bug: a JSON 500, counted, not a bare one
             logger.exception("variant %s failed on request %s", variant, request_id)
             reason = f"variant {variant} failed: {type(error).__name__} (request {request_id}; see the logs)"
             answer = VariantAnswer.refused(500, "model", reason)

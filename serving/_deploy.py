@@ -68,6 +68,7 @@ def app_settings(
         max_batch_rows=serving.max_batch_rows,
         max_body_bytes=serving.max_body_bytes,
         refresh_seconds=serving.refresh_seconds,
+        variant_timeout_s=serving.variant_timeout_s,
         ingress_replicas=serving.ingress_replicas,
         ingress_autoscaling=serving.ingress_autoscaling.model_dump() if serving.ingress_autoscaling else None,
         max_replicas_per_node=serving.max_replicas_per_node,

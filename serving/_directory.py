@@ -12,10 +12,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from scoring import OnnxScorer
-from serving._contract import ServedVariant
+from serving._contract import ServedVariant, VariantInputs
 from serving._requests import Envelope
 from serving._settings import AppSettings
 from serving._variants import VariantAnswer, VariantSlot
+
+# A Spark-scored variant whose replica does not say what it has loaded within this is taken as not ready
+# and gets no routed traffic until it does: calls to a lost replica wait for its replacement (its JVM
+# takes about 20 s to start), and the replica's refresh must not wait with them.
+REMOTE_STATUS_SECONDS = 5.0
 
 
 class VariantDirectory:
@@ -32,7 +37,7 @@ class VariantDirectory:
     async def refresh(self) -> dict[str, dict[str, Any]]:
         """Ask every variant what it has loaded; each configured variant's info, in the config's order."""
         infos = {name: slot.info() for name, slot in self.slots.items()}
-        remote = await asyncio.gather(*(handle.info.remote() for handle in self.handles.values()))
+        remote = await asyncio.gather(*(self._remote_info(name) for name in self.handles))
         infos.update({info["variant"]: info for info in remote})
         self.versions = {name: info["version"] for name, info in infos.items() if info["ready"]}
         for info in infos.values():
@@ -69,7 +74,7 @@ class VariantDirectory:
     async def served_variants(self, weights: Mapping[str, float]) -> list[ServedVariant]:
         """The loaded variants with what they take and the model_id values that reach them."""
         inputs = {name: slot.inputs() for name, slot in self.slots.items()}
-        remote = await asyncio.gather(*(handle.inputs.remote() for handle in self.handles.values()))
+        remote = await asyncio.gather(*(self._remote_inputs(name) for name in self.handles))
         inputs.update(zip(self.handles, remote, strict=True))
         candidates = {*self.settings.variants, *self.versions.values()}
         for variant in self.settings.variants.values():
@@ -88,14 +93,39 @@ class VariantDirectory:
         """Let ``variant`` answer a checked request (``method``: score or recommend)."""
         slot = self.slots.get(variant)
         if slot is None:
-            answer: VariantAnswer = await getattr(self.handles[variant], method).remote(
-                envelope.payload, self.settings.sticky_key
-            )
+            remote = getattr(self.handles[variant], method).remote(envelope.payload, self.settings.sticky_key)
+            timeout = self.settings.variant_timeout_s
+            try:
+                answer: VariantAnswer = await asyncio.wait_for(_awaited(remote), timeout)
+            except TimeoutError:
+                return VariantAnswer.refused(503, "model", f"variant {variant} (scored by Spark) did not answer "
+                                             f"within serving.variant_timeout_s = {timeout:g} s; its replica may "
+                                             "be restarting: retry")  # fmt: skip
             return answer
         call = getattr(slot, method)
         if envelope.rows >= OnnxScorer.BATCH_ROWS:  # a large batch must not stop the event loop
             return await asyncio.to_thread(call, envelope.payload, self.settings.sticky_key)
         return call(envelope.payload, self.settings.sticky_key)
+
+    async def _remote_info(self, variant: str) -> dict[str, Any]:
+        try:
+            info: dict[str, Any] = await asyncio.wait_for(_awaited(self.handles[variant].info.remote()),
+                                                          REMOTE_STATUS_SECONDS)  # fmt: skip
+            return info
+        except Exception as error:  # no replica answered (lost, being replaced): not ready, says why
+            return {"variant": variant, "source": self.settings.variants[variant].source.describe(),
+                    "ready": False, "missing": False,
+                    "error": f"no replica answered within {REMOTE_STATUS_SECONDS:g} s ({type(error).__name__}): "
+                             "one lost and being replaced?"}  # fmt: skip
+
+    async def _remote_inputs(self, variant: str) -> VariantInputs | None:
+        try:
+            inputs: VariantInputs | None = await asyncio.wait_for(
+                _awaited(self.handles[variant].inputs.remote()), REMOTE_STATUS_SECONDS
+            )
+            return inputs
+        except Exception:  # no replica answered: listed again once one does
+            return None
 
     async def reload_local(self) -> dict[str, Any]:
         """Re-resolve the in-process variants, on a thread: loading a version takes a second, and requests
@@ -105,3 +135,8 @@ class VariantDirectory:
     async def reload_remote(self) -> dict[str, list[Any]]:
         """Every replica of every Spark-scored variant re-resolves its alias."""
         return {name: await handle.broadcast("reload").results_async() for name, handle in self.handles.items()}
+
+
+async def _awaited(awaitable: Any) -> Any:
+    """A Serve response (awaitable, not a coroutine) as a coroutine, for ``asyncio.wait_for``."""
+    return await awaitable

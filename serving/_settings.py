@@ -52,6 +52,7 @@ class AppSettings:
     max_batch_rows: int = 10_000
     max_body_bytes: int = 16 * 1024 * 1024
     refresh_seconds: float = 1.0
+    variant_timeout_s: float = 30.0  # a request's wait for a Spark-scored variant
     ingress_replicas: int = 2
     ingress_autoscaling: dict[str, Any] | None = None
     max_replicas_per_node: int | None = None

@@ -455,6 +455,11 @@ class ServingConfig(_Section):
     )
     max_ongoing_requests: int = Field(default=64, ge=1, le=10_000, description="per replica, before queueing")
     refresh_seconds: float = Field(default=1.0, gt=0, le=300, description="how often replicas pick up changes")
+    variant_timeout_s: float = Field(
+        default=30, gt=0, le=3600,
+        description="how long a request waits for a Spark-scored variant (its replica lost and being replaced: "
+        "about 20 s for its JVM); then 503. Such a variant gets no routed traffic while no replica answers",
+    )  # fmt: skip
     ready_timeout_s: float = Field(
         default=180, gt=0, le=86_400,
         description="how long deploying waits for every replica to be placed and started and every variant's "

@@ -5,8 +5,10 @@ prediction-log writer on a real Delta table, shadowing's rule and the bearer-tok
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +90,40 @@ def test_the_directory_knows_the_loaded_versions_and_what_reaches_them() -> None
     answer = asyncio.run(directory.call("champion", "score", envelope))
     assert (answer.status, answer.version, answer.output) == (200, "3", b"[1]")
     assert asyncio.run(directory.reload_remote()) == {"champion": ["reloaded 1"], "challenger": ["reloaded 1"]}
+
+
+class _Silent:
+    """A method of a deployment whose replica was lost: its calls wait (for a replacement that is slow)."""
+
+    async def remote(self, *_: Any) -> Any:
+        await asyncio.sleep(3600)
+
+
+def test_a_spark_variant_whose_replica_does_not_answer_is_not_routed_to_and_its_calls_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The soak's finding: with the Spark-scored variant's replica SIGKILLed, its calls waited ~20 s for the
+    replacement and the replica's refresh with them. Now the refresh takes it as not ready (no routed share),
+    /models leaves it out, and a call naming it ends as a 503 at ``variant_timeout_s``."""
+    import serving._directory as directory_module
+
+    monkeypatch.setattr(directory_module, "REMOTE_STATUS_SECONDS", 0.2)
+    settings = dataclasses.replace(_settings(champion="champion", fallback="fallback"), variant_timeout_s=0.3)
+    lost: Any = _Handle("fallback", "5")
+    directory = VariantDirectory(settings, {"champion": _Handle("champion", "3"), "fallback": lost})
+    asyncio.run(directory.refresh())
+    assert directory.routable({"champion": 0.9, "fallback": 0.1}) == {"champion": 0.9, "fallback": 0.1}
+    lost.info = lost.inputs = lost.score = _Silent()  # SIGKILLed
+    started = time.monotonic()
+    infos = asyncio.run(directory.refresh())
+    assert time.monotonic() - started < 2
+    assert infos["fallback"]["ready"] is False and "no replica answered within 0.2 s" in infos["fallback"]["error"]
+    assert directory.routable({"champion": 0.9, "fallback": 0.1}) == {"champion": 0.9}
+    answer = asyncio.run(directory.call("fallback", "score", Envelope({"instances": [{}]}, 1, None, None)))
+    assert answer.status == 503 and "serving.variant_timeout_s = 0.3 s" in (answer.reason or ""), answer
+    started = time.monotonic()
+    asyncio.run(directory.served_variants({"champion": 1.0}))  # /models and the document: not held up either
+    assert time.monotonic() - started < 2
 
 
 def _answered(request_id: str, rows: int = 2, role: str = "routed") -> Answered:
