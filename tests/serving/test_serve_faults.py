@@ -187,6 +187,19 @@ def _metrics_total(client: httpx.Client) -> int:
 
 def _ready_for_kill(app: Any) -> int:
     client = app["client"]
+    # A steady app first: every replica of every deployment RUNNING. Right after a kill, the replacement may
+    # still be starting; killing it then (the newest pid) measured a start-up, not a kill (seen twice: 300
+    # answers in 9 s and one request held past 5 s, only on the second ingress kill).
+    from ray import serve
+
+    deadline = time.monotonic() + RECOVERY_BOUND_SECONDS
+    while time.monotonic() < deadline:
+        deployments = serve.status().applications[app["config"].serving.app_name].deployments
+        if all(str(d.status).endswith("HEALTHY") and not str(d.status).endswith("UNHEALTHY")
+               and set(map(str, d.replica_states)) <= {"RUNNING", "ReplicaState.RUNNING"}
+               for d in deployments.values()):  # fmt: skip
+            break
+        time.sleep(0.5)
     set_weights = client.post("/admin/weights", json={"weights": WEIGHTS}, headers=AUTH)
     assert set_weights.status_code == 200, set_weights.text
     for _ in range(5):
