@@ -29,6 +29,7 @@ import yaml
 from pipeline.runtime import free_port
 from tests.cluster.conftest import NODE_CPUS, LocalCluster
 from tests.conftest import PROJECT_ROOT, cli_environment, run_cli
+from tests.serving._kills import logged_once
 
 # 18.5 minutes on a slow 2-core machine (2026-12-05): left out of the quick loop, run by .ci/run.
 pytestmark = pytest.mark.extended
@@ -90,10 +91,12 @@ def trained(project: Path) -> Path:
 
 
 class _Stream:
-    """A bounded stream of /predict requests from a thread: status (or error name) and time of each."""
+    """A bounded stream of /predict requests from a thread: status (or error name) and time of each, and
+    the ids of the requests answered 200."""
 
     def __init__(self, url: str, body: dict[str, Any], seconds: float) -> None:
         self.results: list[tuple[float, str]] = []
+        self.answered_ids: list[str] = []
         self._seconds = seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(url, body, seconds), daemon=True)
@@ -103,7 +106,10 @@ class _Stream:
         with httpx.Client(timeout=10) as client:
             while time.monotonic() < deadline and not self._stop.is_set():
                 try:
-                    outcome = str(client.post(url, json=body).status_code)
+                    response = client.post(url, json=body)
+                    outcome = str(response.status_code)
+                    if response.status_code == 200:
+                        self.answered_ids.append(response.json()["request_id"])
                 except httpx.HTTPError as error:
                     outcome = type(error).__name__
                 self.results.append((time.monotonic(), outcome))
@@ -162,26 +168,29 @@ def test_serving_on_both_nodes_survives_losing_replicas_then_the_worker_node(
         assert {node for node, _ in replicas.values()} == {cluster.head_node_id(), worker}, replicas
 
         # (a) The worker node's replicas are SIGKILLed: the head's replicas go on answering.
-        with _Stream(f"{urls['api']}/predict", body, seconds=20) as stream:
+        with _Stream(f"{urls['api']}/predict", body, seconds=20) as replicas_killed:
             time.sleep(3)
             killed_at = time.monotonic()
             for node, pid in replicas.values():
                 if node == worker:
                     os.kill(pid, signal.SIGKILL)
-        after = Counter(outcome for at, outcome in stream.results if at > killed_at)
+        after = Counter(outcome for at, outcome in replicas_killed.results if at > killed_at)
         assert after["200"] >= 0.9 * sum(after.values()) and after["200"] > 20, after
-        _assert_recovered_within(stream.results, killed_at, seconds=15)
+        _assert_recovered_within(replicas_killed.results, killed_at, seconds=15)
 
         # (b) The whole worker node is SIGKILLed under the stream: 200 again within 15 s.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and worker not in {n for n, _ in _replica_nodes(cluster).values()}:
             time.sleep(1)  # Serve has replaced the killed replicas (spread: on the worker node again)
         assert worker in {n for n, _ in _replica_nodes(cluster).values()}, _replica_nodes(cluster)
-        with _Stream(f"{urls['api']}/predict", body, seconds=60) as stream:
+        with _Stream(f"{urls['api']}/predict", body, seconds=60) as node_killed:
             time.sleep(3)
             killed_at = time.monotonic()
             cluster.kill_worker(worker)
-        _assert_recovered_within(stream.results, killed_at, seconds=15)
+        _assert_recovered_within(node_killed.results, killed_at, seconds=15)
+        # (c) Every answer of both streams is in the prediction log once: what the dead node's replicas
+        # had written ahead (in the project's folder, shared by both nodes here) committed by the head's.
+        logged_once(project / "prediction_log", replicas_killed.answered_ids + node_killed.answered_ids)
     cluster.add_worker()
 
 

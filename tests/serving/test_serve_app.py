@@ -26,7 +26,9 @@ from serving import deploy, shadow_log
 from serving._prediction_log import sticky_key_hash
 from serving._requests import Health, PredictResponse, Problem, RecommendResponse
 from tests.conftest import example_config, run_cli
+from tests.serving._kills import RECOVERY_BOUND_SECONDS, kill_under_streams, logged_once
 from tests.serving._live import live_app
+from tests.serving._processes import actor_pid
 from tests.serving.test_routing import binomial_bound
 
 # Starts engines of its own: left out of the quick loop (`pytest`), run by .ci/run.
@@ -414,6 +416,45 @@ def test_hot_weight_change_and_alias_reload_fail_no_request(served: Any) -> None
         client.post("/admin/weights", json={"weights": {"champion": 0.8, "challenger": 0.2}}, headers=AUTH)
     assert set(statuses) == {200}, statuses
     assert sum(statuses.values()) > 50
+
+
+SPARK_RECOVERY_BOUND = 2 * RECOVERY_BOUND_SECONDS
+
+
+def test_a_killed_spark_variant_replica_fails_its_requests_fast_stalls_no_other_and_loses_no_answer(
+    served: Any,
+) -> None:
+    """Issue 28's soak, its CI-sized part for the one process the fault tests (test_serve_faults.py) do not
+    kill: the Spark-scored variant's replica, SIGKILLed under two streams, one to it and one routed to the
+    ONNX variants. The routed stream never fails (the replicas' refresh asks a lost variant for 5 s at most);
+    the variant's requests fail with the app's 503 (never a 500, a hang or a dropped connection), each
+    within ``serving.variant_timeout_s``; it answers 200 again once its replacement has started its JVM and
+    loaded the model (40 s measured with the routed stream loading both cores: the bound here is twice the
+    other kills', against a hang); and every request answered 200, of both streams, is in the prediction
+    log once."""
+    client = served["client"]
+    config = served["config"]
+    fallback = {"instances": _records(served, "hashed_forest", 1), "model_id": "fallback"}
+    routed = {"instances": _records(served, "random_forest", 1)}
+    timeout = config.serving.variant_timeout_s
+    streams, killed_at = kill_under_streams(
+        str(client.base_url), [fallback, routed], lambda: actor_pid("ServeReplica:pipeline:variant-fallback"),
+        timeout=timeout + 10, recovery_bound=SPARK_RECOVERY_BOUND,
+    )  # fmt: skip
+    to_variant, to_routed = streams
+    recovery = to_variant.recovery(killed_at)
+    held = to_variant.slowest_failure()
+    print(f"Spark-scored variant: 200 again {recovery:.2f} s after the kill; {dict(to_variant.statuses)}, "
+          f"the slowest failure held {held:.1f} s; routed: {dict(to_routed.statuses)}")  # fmt: skip
+    assert set(to_routed.statuses) == {"200"} and to_routed.statuses["200"] > 50, to_routed.statuses
+    assert set(to_variant.statuses) <= {"200", "503"}, to_variant.statuses
+    assert held <= timeout + 5, held
+    assert recovery <= SPARK_RECOVERY_BOUND and to_variant.statuses["503"] >= 1, to_variant.statuses
+    logged_once(config.serving.prediction_log.path, to_variant.answered_ids + to_routed.answered_ids)
+    deadline = time.monotonic() + SPARK_RECOVERY_BOUND  # the variant listed again, for the tests after
+    while not client.get("/health").json()["variants"]["fallback"]["ready"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert client.get("/health").json()["variants"]["fallback"]["ready"]
 
 
 # 413 is the answer to more rows than a request may carry (the schema's maxItems): a rejection, as

@@ -26,6 +26,7 @@ import yaml
 from pipeline.runtime import free_port, haproxy_pids
 from serving import deploy, undeploy
 from tests.conftest import PROJECT_ROOT
+from tests.serving._kills import RECOVERY_BOUND_SECONDS, WATCH_SECONDS, kill_under_streams, logged_once
 from tests.serving._processes import actor_pid, haproxy_pid, own_ray_processes, process_title
 from tests.serving.test_serve_app import (
     AUTH,
@@ -39,13 +40,6 @@ from tests.serving.test_serve_app import (
 # Starts engines of its own: left out of the quick loop (`pytest`), run by .ci/run.
 pytestmark = pytest.mark.extended
 
-# The stream watches each kill for at least this long: failures that come late (a dead replica still
-# routed to) are seen.
-WATCH_SECONDS = 10.0
-# How long the app may take to answer again. Not a speed target: an HAProxy restart takes ~5 s on an idle
-# machine and was measured at 16 s with the suite's earlier modules loading both cores (a new proxy actor
-# and the killed replica's replacement starting at once). The bound only turns a hang into a failure.
-RECOVERY_BOUND_SECONDS = 60.0
 WEIGHTS = {"champion": 0.0, "pinned": 1.0, "challenger": 0.0}
 
 
@@ -63,7 +57,7 @@ def app(trainings: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) ->
     record = prepared.test.select(*prepared.input_columns).limit(1).collect()[0].asDict()
     urls = deploy(config, environ={config.serving.token_env: TOKEN}, ready_timeout=300)
     client = httpx.Client(base_url=urls.api, timeout=30)
-    yield {"config": config, "client": client, "record": record, "port": port}
+    yield {"config": config, "client": client, "record": record, "body": {"instances": [record]}, "port": port}
     client.close()
     from ray import serve
 
@@ -100,83 +94,6 @@ def test_weights_that_would_route_nothing_are_refused_and_the_app_keeps_answerin
     assert {answer.status_code for answer in answers} == {200}
     after = client.get("/models").json()["variants"]
     assert {name: v["weight"] for name, v in after.items()} == {name: v["weight"] for name, v in before.items()}
-
-
-def _kill_under_stream(app: Any, find_pid: Callable[[], int]) -> tuple[Counter[str], float, list[str]]:
-    """SIGKILL one process while one client sends requests back to back, for ``WATCH_SECONDS`` and then
-    until the app has answered 200 for 2 s in a row (at most ``RECOVERY_BOUND_SECONDS``); returns the
-    statuses seen, how long after the kill the app answered 200 for good (after its last failure) and the
-    ids of the requests answered 200."""
-    base = str(app["client"].base_url)
-    answered: list[tuple[float, str]] = []  # (when the answer came, status)
-    answered_ids: list[str] = []
-    stop = threading.Event()
-
-    def stream() -> None:
-        deadline = time.monotonic() + RECOVERY_BOUND_SECONDS + 5
-        with httpx.Client(base_url=base, timeout=5) as own:
-            while not stop.is_set() and time.monotonic() < deadline:
-                try:
-                    response = own.post("/predict", json={"instances": [app["record"]]})
-                    status = str(response.status_code)
-                    if response.status_code == 200:
-                        # The id the answer carries, once in its header: the one the log keys it by.
-                        answered_ids.append(f"{response.json()['request_id']}|{response.headers['x-request-id']}")
-                except httpx.HTTPError as error:  # a refused connection or a timeout: counted, never a hang
-                    status = type(error).__name__
-                answered.append((time.monotonic(), status))
-
-    worker = threading.Thread(target=stream)
-    worker.start()
-    try:
-        time.sleep(1.0)
-        pid = find_pid()
-        killed_at = time.monotonic()
-        os.kill(pid, signal.SIGKILL)
-        time.sleep(WATCH_SECONDS)
-        deadline = killed_at + RECOVERY_BOUND_SECONDS
-        while time.monotonic() < deadline and not _answering_for(answered, 2.0):
-            time.sleep(0.5)
-    finally:
-        stop.set()
-        worker.join()
-    statuses = Counter(status for _, status in answered)
-    last_failure = max((when for when, status in answered if status != "200"), default=killed_at)
-    back = [when for when, status in answered if status == "200" and when > last_failure]
-    assert back, f"no 200 after the last failure: {statuses}"
-    in_body, in_header = zip(*(pair.split("|", 1) for pair in answered_ids), strict=True)
-    assert in_body == in_header, [pair for pair in answered_ids if len(set(pair.split("|"))) > 1][:3]
-    return statuses, back[0] - killed_at, list(in_body)
-
-
-def _logged_once(app: Any, request_ids: list[str]) -> None:
-    """Every answered request is in the prediction log once, row 0 only (one record each), once the
-    replicas' next commits have run: those of a killed replica included, adopted by a live one."""
-    import pyarrow.compute as pc
-    from deltalake import DeltaTable
-
-    wanted = sorted(set(request_ids))
-    assert len(wanted) == len(request_ids)  # the app gave each answer its own id
-    deadline, logged = time.monotonic() + RECOVERY_BOUND_SECONDS, Counter[tuple[str, int]]()
-    while time.monotonic() < deadline:
-        table = DeltaTable(str(app["config"].serving.prediction_log.path)).to_pyarrow_dataset()
-        rows = table.to_table(columns=["request_id", "row"], filter=pc.field("request_id").isin(wanted))
-        logged = Counter(zip(rows["request_id"].to_pylist(), rows["row"].to_pylist(), strict=True))
-        if len(logged) == len(wanted):
-            break
-        time.sleep(0.5)
-    missing = sorted(set(wanted) - {request_id for request_id, _ in logged})
-    duplicated = {key: count for key, count in logged.items() if count > 1}
-    print(f"prediction log: {len(wanted)} answered, {len(missing)} missing, {len(duplicated)} duplicated")
-    assert not missing and not duplicated, (missing[:5], duplicated)
-    assert {row for _, row in logged} == {0}
-
-
-def _answering_for(answered: list[tuple[float, str]], seconds: float) -> bool:
-    """Whether every answer of the last ``seconds`` (and there were some) was a 200."""
-    since = time.monotonic() - seconds
-    recent = [status for when, status in list(answered) if when >= since]
-    return bool(recent) and all(status == "200" for status in recent)
 
 
 def _metrics_total(client: httpx.Client) -> int:
@@ -243,10 +160,11 @@ def _after_kill(app: Any, statuses: Counter[str], recovery: float, counted_befor
 )
 def test_the_app_survives_a_sigkill(app: Any, process: str, find_pid: Callable[[], int], outage: bool) -> None:
     counted = _ready_for_kill(app)
-    statuses, recovery, answered_ids = _kill_under_stream(app, find_pid)
+    (stream,), killed_at = kill_under_streams(str(app["client"].base_url), [app["body"]], find_pid)
+    statuses, recovery = stream.statuses, stream.recovery(killed_at)
     print(f"{process}: answered 200 for good {recovery:.2f} s after the kill; statuses {dict(statuses)}")
     _after_kill(app, statuses, recovery, counted, outage)
-    _logged_once(app, answered_ids)
+    logged_once(app["config"].serving.prediction_log.path, stream.answered_ids)
     restored = app["client"].post("/admin/weights", json={"weights": {"champion": 0.8, "challenger": 0.2}},
                                   headers=AUTH)  # fmt: skip
     assert restored.status_code == 200
