@@ -37,6 +37,18 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on ``host:port`` now (bound as aiohttp and Ray's dashboard bind it: with
+    SO_REUSEADDR, so a connection closing on that port does not count)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
     """A TCP port that no local socket holds right now, outside the range the kernel and Ray hand out."""
     highest = _first_ephemeral_port() - 1

@@ -17,6 +17,7 @@ from pipeline.config import PipelineConfig, RayConfig, SparkConfig
 from pipeline.errors import ClusterError
 from pipeline.runtime._executors import await_executors, release_executors, reserve_executors
 from pipeline.runtime._java import JavaRuntime, activate_java, find_java
+from pipeline.runtime._ports import free_port, port_is_free
 from pipeline.runtime._serve_mode import ServeMode, apply_serve_mode, serve_mode, stop_haproxy
 
 if TYPE_CHECKING:
@@ -177,6 +178,19 @@ def ray_init_kwargs(ray_config: RayConfig) -> dict[str, Any]:
     return kwargs
 
 
+def dashboard_failure(kwargs: dict[str, Any], message: str) -> str:
+    """One line for a local Ray whose dashboard did not start: where it was to listen, Ray's reason (the last
+    line of its log that names one), and what to change."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    reasons = [line for line in lines if "Error" in line or "error" in line or "already in use" in line]
+    reason = (reasons or lines or ["no reason given"])[-1]
+    where = f"{kwargs.get('dashboard_host')}:{kwargs.get('dashboard_port')}"
+    return (
+        f"ray: the dashboard did not start on {where}: {reason}; set ray.dashboard_port to a free port, "
+        "or ray.dashboard: false"
+    )
+
+
 def dashboard_sign_in_hint() -> str:
     """How to open a dashboard that asks for a token (Ray 2.60 runs local clusters with token auth)."""
     if os.environ.get("RAY_AUTH_MODE", "token") == "disabled":
@@ -248,8 +262,21 @@ class Runtime:
         else:  # a cluster from `ray start` (or KubeRay) asks for its token: send it when we have one
             check_head_answers(ray_config.address, ray_config.connect_timeout_s)
             use_head_auth()
+        kwargs = ray_init_kwargs(ray_config)
+        wanted = ray_config.dashboard_port
+        if kwargs.get("include_dashboard") and not port_is_free(ray_config.dashboard_host, wanted):
+            # Another job's Ray on this machine has it (two jobs at once): Ray's dashboard would wait a minute
+            # and fail the start. This job's dashboard takes a free port instead, and says which.
+            kwargs["dashboard_port"] = free_port()
+            self.console.step(f"ray.dashboard_port = {wanted} is taken (another Ray on this machine?): this "
+                              f"job's dashboard listens on port {kwargs['dashboard_port']}")  # fmt: skip
         with self.console.timed(f"Starting Ray ({where})"):
-            context = ray.init(**ray_init_kwargs(ray_config))
+            try:
+                context = ray.init(**kwargs)
+            except Exception as error:
+                if "dashboard" not in str(error):
+                    raise
+                raise ClusterError(dashboard_failure(kwargs, str(error))) from error
         self._ray_started = True
         dashboard = getattr(context, "dashboard_url", None)
         self.dashboard_url = f"http://{dashboard}" if dashboard else None

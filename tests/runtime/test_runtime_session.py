@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import psutil
 import pytest
 
 from pipeline.config import SparkConfig
-from pipeline.runtime import JAVA17_OPTIONS, spark_configs
+from pipeline.runtime import JAVA17_OPTIONS, free_port, spark_configs
+from pipeline.runtime._session import dashboard_failure
 from tests.conftest import PROJECT_ROOT
 
 
@@ -67,6 +69,23 @@ def test_executors_the_cluster_cannot_hold_are_refused_after_the_bound_and_leave
     assert after == before  # the group asked for is removed, the session's own is kept
 
 
+def test_a_dashboard_that_did_not_start_is_told_in_one_line_with_rays_reason() -> None:
+    # Ray's own message (2.60) when its dashboard cannot bind: the log's last lines after a header.
+    message = (
+        "The last 20 lines of /tmp/ray/session_x/logs/dashboard.log (it contains the error message from the "
+        'dashboard): \n  File "http_server_head.py", line 482, in run\n    raise Exception(\nException: Failed '
+        "to find a valid port for dashboard after 0 retries: [Errno 98] error while attempting to bind on address "
+        "('127.0.0.1', 8265): address already in use\n"
+    )
+    line = dashboard_failure({"dashboard_host": "127.0.0.1", "dashboard_port": 8265}, message)
+    assert line == (
+        "ray: the dashboard did not start on 127.0.0.1:8265: Exception: Failed to find a valid port for dashboard "
+        "after 0 retries: [Errno 98] error while attempting to bind on address ('127.0.0.1', 8265): address "
+        "already in use; set ray.dashboard_port to a free port, or ray.dashboard: false"
+    )
+    assert "\n" not in dashboard_failure({}, "")
+
+
 _SCRIPT = """
 import sys, time
 from pipeline.config import load_config
@@ -82,10 +101,11 @@ with Runtime(config) as runtime:
 """
 
 
-def _write_config(tmp_path: Path) -> Path:
+def _write_config(tmp_path: Path, dashboard_port: int | None = None) -> Path:
     config = tmp_path / "job.yaml"
+    dashboard = "dashboard: false" if dashboard_port is None else f"dashboard_port: {dashboard_port}"
     config.write_text(
-        "ray: {dashboard: false, num_cpus: 2}\n"
+        f"ray: {{{dashboard}, num_cpus: 2}}\n"
         "spark: {executor_memory: 1g, configs: {spark.ui.enabled: false}}\n"
         "data: {source: {path: t}}\n"
     )
@@ -107,9 +127,16 @@ def _wait_for_ready(process: subprocess.Popen[str]) -> bool:
 @pytest.mark.parametrize("ending", ["sigint", "sigterm", "error"])
 def test_runtime_stops_ray_and_spark_it_started(tmp_path: Path, ending: str) -> None:
     stderr_file = tmp_path / "stderr.txt"
+    # Once, the dashboard's port is held by another server (as by a second job's Ray on the machine): the
+    # job's dashboard takes another port and says so; the start does not wait a minute and fail.
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", free_port()))
+    holder.listen()
+    taken = holder.getsockname()[1] if ending == "sigterm" else None
     with stderr_file.open("w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-c", _SCRIPT, str(_write_config(tmp_path)), ending],
+            [sys.executable, "-c", _SCRIPT, str(_write_config(tmp_path, taken)), ending],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -132,7 +159,14 @@ def test_runtime_stops_ray_and_spark_it_started(tmp_path: Path, ending: str) -> 
         _, alive = psutil.wait_procs(children, timeout=60)
         assert alive == [], [(p.pid, p.name()) for p in alive]
     finally:
+        holder.close()
         if process.poll() is None:
             process.kill()
+    if taken is not None:
+        said = stderr_file.read_text()
+        told = f"ray.dashboard_port = {taken} is taken (another Ray on this machine?): this job's dashboard"
+        assert told in said, said
+        url = said.split("Ray dashboard: ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(f":{taken}"), url
     if ending == "error":
         assert "RuntimeError: boom" in stderr_file.read_text()
