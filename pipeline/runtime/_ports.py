@@ -10,8 +10,13 @@ seen taken by then: "cannot bind socket (Address already in use)".
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import random
 import socket
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 _LOWEST = 20000
@@ -47,6 +52,31 @@ def port_is_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+@contextlib.contextmanager
+def port_turn(port: int, wait_s: float = 120.0) -> Iterator[None]:
+    """Held while a job of ours checks whether ``port`` is free and starts the server that binds it: two jobs
+    starting at the same moment on one machine take turns, so the second finds the port taken instead of
+    both finding it free. A machine-wide file lock (released if the holder dies); after ``wait_s`` the job
+    goes on without its turn rather than wait for a stuck holder."""
+    path = Path(tempfile.gettempdir()) / f"pipeline-port-{port}.lock"
+    with path.open("a") as handle:
+        deadline = time.monotonic() + wait_s
+        locked = False
+        while not locked:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def free_port() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ from pipeline.config import PipelineConfig, RayConfig, SparkConfig
 from pipeline.errors import ClusterError
 from pipeline.runtime._executors import await_executors, release_executors, reserve_executors
 from pipeline.runtime._java import JavaRuntime, activate_java, find_java
-from pipeline.runtime._ports import free_port, port_is_free
+from pipeline.runtime._ports import free_port, port_is_free, port_turn
 from pipeline.runtime._serve_mode import ServeMode, apply_serve_mode, serve_mode, stop_haproxy
 
 if TYPE_CHECKING:
@@ -264,13 +265,15 @@ class Runtime:
             use_head_auth()
         kwargs = ray_init_kwargs(ray_config)
         wanted = ray_config.dashboard_port
-        if kwargs.get("include_dashboard") and not port_is_free(ray_config.dashboard_host, wanted):
-            # Another job's Ray on this machine has it (two jobs at once): Ray's dashboard would wait a minute
-            # and fail the start. This job's dashboard takes a free port instead, and says which.
-            kwargs["dashboard_port"] = free_port()
-            self.console.step(f"ray.dashboard_port = {wanted} is taken (another Ray on this machine?): this "
-                              f"job's dashboard listens on port {kwargs['dashboard_port']}")  # fmt: skip
-        with self.console.timed(f"Starting Ray ({where})"):
+        # The dashboard's port in turns with other jobs of ours on this machine: the check and Ray's bind of it.
+        turn = port_turn(wanted) if kwargs.get("include_dashboard") else contextlib.nullcontext()
+        with turn, self.console.timed(f"Starting Ray ({where})"):
+            if kwargs.get("include_dashboard") and not port_is_free(ray_config.dashboard_host, wanted):
+                # Another job's Ray has it (two jobs at once): Ray's dashboard would wait a minute and fail the
+                # start. This job's dashboard takes a free port instead, and says which.
+                kwargs["dashboard_port"] = free_port()
+                self.console.step(f"ray.dashboard_port = {wanted} is taken (another Ray on this machine?): this "
+                                  f"job's dashboard listens on port {kwargs['dashboard_port']}")  # fmt: skip
             try:
                 context = ray.init(**kwargs)
             except Exception as error:
