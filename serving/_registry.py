@@ -13,6 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.tracking.facts import (
+    ALGORITHM_TAG,
+    LINEAGE_TAGS,
+    ONNX_SCORER,
+    SCORER_REASON_TAG,
+    SCORER_TAG,
+    model_uri,
+)
 from scoring import (
     PREDICTION,
     SCORER_ARTIFACT,
@@ -28,7 +36,8 @@ from scoring import (
     records_to_feeds,
 )
 
-LINEAGE_TAGS = ("data.path", "data.format", "data.delta_version", "data.rows", "config_hash", "algorithm")
+# What /models shows of a version: its lineage and its algorithm.
+DESCRIBED_TAGS = (*LINEAGE_TAGS, ALGORITHM_TAG)
 
 
 class ModelNotFound(LookupError):
@@ -41,7 +50,7 @@ class NeedsSpark(RuntimeError):
 
 def scored_by_spark(tags: Mapping[str, str]) -> bool:
     """Whether a version's registry tags say it is scored by Spark (its ONNX graph did not pass the gate)."""
-    return tags.get("scorer") != "onnx"
+    return tags.get(SCORER_TAG) != ONNX_SCORER
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,7 @@ class ModelSource:
     version: str | None = None
 
     def describe(self) -> str:
-        return f"models:/{self.model_name}" + (f"/{self.version}" if self.version else f"@{self.alias}")
+        return model_uri(self.model_name, self.version or f"@{self.alias}")
 
 
 @dataclass
@@ -110,7 +119,7 @@ def load_model(source: ModelSource, threads: int = 1, allow_spark: bool = True) 
     entity = resolve_version(source)
     tags = dict(entity.tags)
     if scored_by_spark(tags) and not allow_spark:
-        reason = tags.get("scorer.reason", "no ONNX scorer was logged")
+        reason = tags.get(SCORER_REASON_TAG, "no ONNX scorer was logged")
         raise NeedsSpark(
             f"version {entity.version} is scored by Spark ({reason}); this variant was deployed as an "
             "in-process ONNX variant: redeploy (serve) to serve it through a Spark-fallback deployment"
@@ -128,15 +137,15 @@ def load_model(source: ModelSource, threads: int = 1, allow_spark: bool = True) 
         onnx_file, factors_file = path / SCORER_ONNX, path / SCORER_FACTORS
         onnx_bytes = onnx_file.read_bytes() if onnx_file.exists() else None
         factors = factors_file.read_bytes() if factors_file.exists() else None
-    lineage = {key: tags[key] for key in LINEAGE_TAGS if key in tags}
+    lineage = {key: tags[key] for key in DESCRIBED_TAGS if key in tags}
     version = str(entity.version)
     if not scored_by_spark(tags) and onnx_bytes is not None:
         scorer = OnnxScorer(onnx_bytes, spec, threads=threads)
         recommender = Recommender(factors) if factors is not None else None
         schemas = tuple(item.json_schema() for item in spec.inputs)
         return LoadedModel(version, entity.run_id, "onnx", "", spec, lineage, scorer.score, schemas, recommender)
-    reason = tags.get("scorer.reason", "no ONNX scorer was logged with this version")
-    fallback = SparkFallback(f"models:/{source.model_name}/{version}", spec, source.tracking_uri)
+    reason = tags.get(SCORER_REASON_TAG, "no ONNX scorer was logged with this version")
+    fallback = SparkFallback(model_uri(source.model_name, version), spec, source.tracking_uri)
     schemas = tuple(item.json_schema(fallback.integer_ranges.get(item.name)) for item in spec.inputs)
     return LoadedModel(version, entity.run_id, "spark", reason, spec, lineage, fallback.score, schemas)
 

@@ -18,6 +18,7 @@ import ray
 
 from comparison import promotion_decision
 from pipeline.config import TrackingConfig
+from pipeline.tracking.facts import CHALLENGER, CHAMPION, PREVIOUS
 from serving._experiment import OnlineReport, online_report
 from serving._settings import STATE_NAMESPACE, WatchSettings
 
@@ -53,7 +54,7 @@ def check_once(settings: WatchSettings) -> str | None:
     from pipeline.tracking._aliases import promote, rollback
 
     aliases = _aliases(settings.tracking)
-    champion, challenger, previous = aliases.get("champion"), aliases.get("challenger"), aliases.get("previous")
+    champion, challenger, previous = aliases.get(CHAMPION), aliases.get(CHALLENGER), aliases.get(PREVIOUS)
     if champion is None:
         return None
     if settings.auto_rollback and previous is not None and previous != champion:

@@ -3,7 +3,6 @@
 from pipeline.tracking._aliases import AliasMove, promote, rollback
 from pipeline.tracking._comparisons import find_version, log_comparison
 from pipeline.tracking._mlflow import (
-    LINEAGE_TAGS,
     Registration,
     config_hash,
     load_spark_model,
@@ -12,9 +11,6 @@ from pipeline.tracking._mlflow import (
     version_lineage,
 )
 from pipeline.tracking._registry import (
-    CHALLENGER,
-    CHAMPION,
-    PREVIOUS,
     RegistryError,
     VersionSummary,
     connect,
@@ -30,6 +26,7 @@ from pipeline.tracking._sweeps import (
     start_sweep_run,
 )
 from pipeline.tracking._training_plots import training_figures
+from pipeline.tracking.facts import CHALLENGER, CHAMPION, LINEAGE_TAGS, PREVIOUS, model_uri
 
 __all__ = [
     "CHALLENGER",
@@ -54,6 +51,7 @@ __all__ = [
     "log_training",
     "log_trial_runs",
     "model_inputs",
+    "model_uri",
     "promote",
     "rollback",
     "start_sweep_run",

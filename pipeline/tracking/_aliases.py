@@ -6,15 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.config import TrackingConfig
-from pipeline.tracking._registry import (
-    CHALLENGER,
-    CHAMPION,
-    PREVIOUS,
-    RegistryError,
-    alias_version,
-    connect,
-    set_alias,
-)
+from pipeline.tracking._registry import RegistryError, alias_version, connect, set_alias
+from pipeline.tracking.facts import CHALLENGER, CHAMPION, PREVIOUS
 
 
 @dataclass(frozen=True)

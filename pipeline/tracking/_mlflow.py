@@ -22,13 +22,20 @@ from pipeline.tracking._registry import (
     register_version,
 )
 from pipeline.tracking._training_plots import training_figures
+from pipeline.tracking.facts import (
+    LINEAGE_TAGS,
+    SCORER_MAX_DIFFERENCE_TAG,
+    SCORER_PARITY_ROWS_TAG,
+    SCORER_REASON_TAG,
+    SCORER_TAG,
+    model_uri,
+)
 from scoring import SCORER_ARTIFACT, SCORER_FACTORS, SCORER_ONNX, SCORER_SPEC
 
 if TYPE_CHECKING:
     from pipeline.training import TrainedModel
 
 MODEL_ARTIFACT = "model"
-LINEAGE_TAGS = ("data.path", "data.format", "data.delta_version", "data.rows", "config_hash")
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,7 @@ def log_training(
             model_name=config.tracking.registered_model,
             version=version,
             alias=alias,
-            model_uri=f"models:/{config.tracking.registered_model}/{version}",
+            model_uri=model_uri(config.tracking.registered_model, version),
             scorer=exported.scorer,
             scorer_reason=exported.reason,
         )
@@ -171,11 +178,11 @@ def _log_spark_model(trained: TrainedModel) -> Any:
 
 def scorer_tags(exported: ExportResult) -> dict[str, str]:
     """Tags that tell serving which scorer to load, and why it is not ONNX when it is not."""
-    tags = {"scorer": exported.scorer, "scorer.parity_rows": str(exported.rows_compared)}
+    tags = {SCORER_TAG: exported.scorer, SCORER_PARITY_ROWS_TAG: str(exported.rows_compared)}
     if exported.max_difference is not None:
-        tags["scorer.max_difference"] = f"{exported.max_difference:.3g}"
+        tags[SCORER_MAX_DIFFERENCE_TAG] = f"{exported.max_difference:.3g}"
     if exported.reason:
-        tags["scorer.reason"] = exported.reason[:4000]
+        tags[SCORER_REASON_TAG] = exported.reason[:4000]
     return tags
 
 
@@ -197,13 +204,7 @@ def load_spark_model(tracking: TrackingConfig, reference: str) -> Any:
     import mlflow
 
     connect(tracking)
-    reference = reference.removeprefix("@")
-    uri = (
-        f"models:/{tracking.registered_model}/{reference}"
-        if reference.isdigit()
-        else f"models:/{tracking.registered_model}@{reference}"
-    )
-    return mlflow.spark.load_model(uri)
+    return mlflow.spark.load_model(model_uri(tracking.registered_model, reference))
 
 
 def model_inputs(tracking: TrackingConfig, version: str) -> list[tuple[str, str]]:
@@ -212,7 +213,7 @@ def model_inputs(tracking: TrackingConfig, version: str) -> list[tuple[str, str]
     import mlflow
 
     connect(tracking)
-    signature = mlflow.models.get_model_info(f"models:/{tracking.registered_model}/{version}").signature
+    signature = mlflow.models.get_model_info(model_uri(tracking.registered_model, version)).signature
     if signature is None or signature.inputs is None:
         return []
     return [(str(column.name), str(column.type.name)) for column in signature.inputs.inputs]

@@ -12,15 +12,11 @@ from typing import TYPE_CHECKING
 
 from pipeline.config import TrackingConfig
 from pipeline.errors import PipelineError
+from pipeline.tracking.facts import ALGORITHM_TAG, CHALLENGER, CHAMPION, SAW_CHAMPION
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-PREVIOUS = "previous"
-# A version's tag under ``tracking.alias: auto``: the @champion its job saw before registering ("none").
-SAW_CHAMPION = "pipeline.saw_champion"
 CONTENDING_SECONDS = 600
 _ALIAS_ATTEMPTS = 5
 
@@ -168,7 +164,7 @@ def list_versions(tracking: TrackingConfig) -> list[VersionSummary]:
                 version=str(version.version),
                 aliases=sorted(aliases.get(str(version.version), [])),
                 run_id=version.run_id or "",
-                algorithm=version.tags.get("algorithm", ""),
+                algorithm=version.tags.get(ALGORITHM_TAG, ""),
                 metrics=metrics,
                 tags=dict(version.tags),
             )
