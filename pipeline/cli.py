@@ -30,6 +30,7 @@ from pipeline.algorithms import check_model
 from pipeline.config import ENV_PREFIX, ConfigError, PipelineConfig, load_config
 from pipeline.errors import PipelineError
 from pipeline.runtime import JavaNotFoundError, Runtime, dashboard_sign_in_hint, find_java
+from pipeline.tracking.facts import TrainOutcome
 from pipeline.tuning import check_tuning
 
 if TYPE_CHECKING:
@@ -95,18 +96,10 @@ def _train(config: PipelineConfig, args: argparse.Namespace) -> int:
 def _write_trained(args: argparse.Namespace, result: TrainResult) -> None:
     """``--result FILE``: the registered model's outcome as JSON (what `POST /train` jobs poll)."""
     if getattr(args, "result", None) is not None:
-        _write_result(args.result, {
-            "status": "SUCCEEDED", "model": result.model_name, "version": str(result.version),
-            "alias": result.alias, "run_id": result.run_id, "scorer": result.scorer, "metrics": result.metrics,
-        })  # fmt: skip
-
-
-def _write_result(path: Path, record: dict[str, object]) -> None:
-    """A job's outcome as JSON, written whole (to a temporary name, then renamed) for whoever polls it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(record))
-    partial.replace(path)
+        outcome = TrainOutcome(status="SUCCEEDED", model=result.model_name, version=str(result.version),
+                               alias=result.alias, run_id=result.run_id, scorer=result.scorer,
+                               metrics=result.metrics)  # fmt: skip
+        outcome.write(args.result)
 
 
 def _run(config: PipelineConfig, args: argparse.Namespace) -> int:
@@ -431,4 +424,4 @@ def _report(message: str, args: argparse.Namespace) -> None:
 
 def _report_failure(args: argparse.Namespace, message: str) -> None:
     if getattr(args, "result", None) is not None:
-        _write_result(args.result, {"status": "FAILED", "error": message})
+        TrainOutcome(status="FAILED", error=message).write(args.result)

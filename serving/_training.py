@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import time
 import uuid
@@ -11,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from pipeline.tracking.facts import TrainOutcome
 from serving._paths import PathNotAllowed, confine_path
 from serving._requests import Refused, TrainRequest, parse_json
 from serving._settings import AppSettings
@@ -99,12 +99,9 @@ def training_status(app: AppSettings, job_id: str) -> dict[str, Any] | None:
     result: dict[str, Any] = {"id": job_id, "status": status, **(info.metadata or {})}
     if status not in TERMINAL:
         return result
-    try:
-        outcome = json.loads(result_file(app, job_id).read_text())
-    except (OSError, ValueError):
-        outcome = {}  # the job died before it could write its outcome (killed, or out of memory)
-    reported = ("model", "version", "alias", "run_id", "scorer", "metrics", "error")
-    result.update({key: outcome[key] for key in reported if key in outcome})
+    outcome = TrainOutcome.read(result_file(app, job_id))  # None: it died first (killed, out of memory)
+    if outcome is not None:
+        result.update({key: value for key, value in outcome.as_record().items() if key != "status"})
     if status != "SUCCEEDED" and not result.get("error"):
         result["error"] = info.message or "the job failed before it wrote a result; see its logs in the dashboard"
     return result

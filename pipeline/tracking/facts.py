@@ -6,6 +6,12 @@ the serving app (which must not import Spark) reads them by the same names."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous"  # the champion a promotion replaced: what `rollback` restores
@@ -31,6 +37,48 @@ def model_uri(model: str, reference: str | int) -> str:
     return f"models:/{model}/{reference}" if reference.isdigit() else f"models:/{model}@{reference}"
 
 
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a job run with ``--result FILE`` (`train`, `run`, `tune`; a `POST /train` Ray Job) writes when it
+    ends, and what `GET /train/{id}` reports of it: written and read by this class alone."""
+
+    status: str  # SUCCEEDED or FAILED
+    model: str | None = None
+    version: str | None = None
+    alias: str | None = None
+    run_id: str | None = None
+    scorer: str | None = None
+    metrics: dict[str, float] | None = None
+    error: str | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        """The JSON record: a success's registration (its alias may be null), or a failure's one line."""
+        if self.status != "SUCCEEDED":
+            return {"status": self.status, "error": self.error}
+        return {key: value for key, value in asdict(self).items() if key != "error"}
+
+    def write(self, path: Path) -> None:
+        """Written whole (to a temporary name, then renamed) for whoever polls it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(self.as_record()))
+        partial.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> TrainOutcome | None:
+        """The outcome a job wrote; None when there is none (the job died before it could write one)."""
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return cls.from_record(record) if isinstance(record, Mapping) else None
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> TrainOutcome:
+        known = {item.name for item in fields(cls)}
+        return cls(**{"status": "FAILED", **{key: value for key, value in record.items() if key in known}})
+
+
 __all__ = [
     "ALGORITHM_TAG",
     "CHALLENGER",
@@ -43,5 +91,6 @@ __all__ = [
     "SCORER_PARITY_ROWS_TAG",
     "SCORER_REASON_TAG",
     "SCORER_TAG",
+    "TrainOutcome",
     "model_uri",
 ]
