@@ -156,7 +156,7 @@ def _wait_running(settings: AppSettings, timeout: float, deadline: float) -> Non
     deadline ends it with one line naming the deployments short of replicas, what each asks and what is free."""
     from ray import serve
 
-    from pipeline.runtime._resources import free_resources
+    from pipeline.runtime.resources import free_resources
 
     while True:
         app = serve.status().applications.get(settings.app_name)

@@ -2,8 +2,8 @@
 one actor per app checks the prediction log and the feedback every ``check_seconds``, moves the aliases in
 MLflow when the evidence says so (recorded with the comparison behind it) and has the app reload.
 
-The registry is reached through pipeline.tracking's Spark-free modules (not the package, whose training
-side imports Spark: serving never does)."""
+The registry is reached through ``pipeline.tracking.registry``, its public Spark-free part (not the package
+as a whole, whose training side imports Spark: serving never does)."""
 
 from __future__ import annotations
 
@@ -33,14 +33,14 @@ def watcher_name(app_name: str) -> str:
 
 def _aliases(tracking: TrackingConfig) -> dict[str, str]:
     """Alias -> version, in one registry call (listing the versions would read every version's run)."""
-    from pipeline.tracking._registry import connect
+    from pipeline.tracking.registry import connect
 
     model = connect(tracking).get_registered_model(tracking.registered_model)
     return {alias: str(version) for alias, version in model.aliases.items()}
 
 
 def _record(tracking: TrackingConfig, report: OnlineReport, reason: str) -> str:
-    from pipeline.tracking._comparisons import log_comparison
+    from pipeline.tracking.registry import log_comparison
 
     params = {"a_version": report.a, "b_version": report.b, "data": "online, by the serving app", "reason": reason,
               "breaches": "; ".join(map(str, report.breaches)) or "none"}  # fmt: skip
@@ -51,7 +51,7 @@ def check_once(settings: WatchSettings) -> str | None:
     """One look at the evidence; what was done (one line), or None. Promotion: @challenger better than
     @champion on routed traffic and within its guardrails. Rollback: @champion outside its guardrails while
     a @previous exists."""
-    from pipeline.tracking._aliases import promote, rollback
+    from pipeline.tracking.registry import promote, rollback
 
     aliases = _aliases(settings.tracking)
     champion, challenger, previous = aliases.get(CHAMPION), aliases.get(CHALLENGER), aliases.get(PREVIOUS)

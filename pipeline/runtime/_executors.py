@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import SparkConfig
 from pipeline.errors import PipelineError
-from pipeline.runtime._resources import free_resources
+from pipeline.runtime.resources import free_resources
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

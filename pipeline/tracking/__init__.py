@@ -10,12 +10,6 @@ from pipeline.tracking._mlflow import (
     model_inputs,
     version_lineage,
 )
-from pipeline.tracking._registry import (
-    RegistryError,
-    VersionSummary,
-    connect,
-    list_versions,
-)
 from pipeline.tracking._sweep_plots import hyperparameters_figure, trials_figure
 from pipeline.tracking._sweeps import (
     TrialRecord,
@@ -26,6 +20,12 @@ from pipeline.tracking._sweeps import (
     start_sweep_run,
 )
 from pipeline.tracking._training_plots import training_figures
+from pipeline.tracking._versions import (
+    RegistryError,
+    VersionSummary,
+    connect,
+    list_versions,
+)
 from pipeline.tracking.facts import CHALLENGER, CHAMPION, LINEAGE_TAGS, PREVIOUS, model_uri
 
 __all__ = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.config import TrackingConfig
-from pipeline.tracking._registry import RegistryError, alias_version, connect, set_alias
+from pipeline.tracking._versions import RegistryError, alias_version, connect, set_alias
 from pipeline.tracking.facts import CHALLENGER, CHAMPION, PREVIOUS
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline.config import TrackingConfig
-from pipeline.tracking._registry import RegistryError, VersionSummary, connect, list_versions
+from pipeline.tracking._versions import RegistryError, VersionSummary, connect, list_versions
 
 
 def find_version(tracking: TrackingConfig, reference: str) -> VersionSummary:

@@ -16,12 +16,12 @@ import yaml
 
 from pipeline.config import PipelineConfig, TrackingConfig
 from pipeline.export import ExportResult
-from pipeline.tracking._registry import (
+from pipeline.tracking._training_plots import training_figures
+from pipeline.tracking._versions import (
     VersionSummary,
     connect,
     register_version,
 )
-from pipeline.tracking._training_plots import training_figures
 from pipeline.tracking.facts import (
     LINEAGE_TAGS,
     SCORER_MAX_DIFFERENCE_TAG,

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from pipeline.config import TrackingConfig
-from pipeline.tracking._registry import connect
+from pipeline.tracking._versions import connect
 
 
 @dataclass(frozen=True)

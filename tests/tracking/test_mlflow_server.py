@@ -108,7 +108,7 @@ def _register_rounds(uri: str, start: Any, out: str) -> None:
     round to ``out``, or the error's."""
     from pipeline.config import TrackingConfig
     from pipeline.tracking import connect
-    from pipeline.tracking._registry import register_version
+    from pipeline.tracking._versions import register_version
 
     with Path(out).open("w") as lines:
         for round_ in range(ROUNDS):

@@ -1,7 +1,8 @@
 """What a Ray cluster has free, in the words of the config: for the one-line errors of bounded waits.
 
-A module of its own, importing nothing of ours: serving names what is free too, and must not import RayDP
-(which the rest of ``pipeline.runtime`` does)."""
+A public module of its own, importing nothing of ours and Ray only when called: ``serving`` names what is
+free too when a deploy does not become ready, and imports this module alone (the rest of
+``pipeline.runtime`` reaches RayDP)."""
 
 from __future__ import annotations
 
