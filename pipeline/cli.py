@@ -312,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
+    for add_commands in (_job_commands, _registry_commands, _data_commands, _service_commands):
+        add_commands(add)
+    return parser
+
+
+_AddCommand = Callable[[str, _Command, str], argparse.ArgumentParser]
+
+
+def _job_commands(add: _AddCommand) -> None:
+    """info, ingest, train, run, tune."""
     add("info", _info, "validate the config and print the resolved settings, Java and engine versions")
     add("ingest", _ingest, "generate or load data and write it to the configured Delta table")
     train = add("train", _train, "train, evaluate and register a model on the configured data")
@@ -327,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune = add("tune", _tune, "run the configured Ray Tune sweep, then refit, test and register the best")
     tune.add_argument("--resume", action="store_true", help="finish an interrupted sweep (same tuning.name)")
+
+
+def _registry_commands(add: _AddCommand) -> None:
+    """models, promote, rollback, compare."""
     add("models", models_command, "list the registered versions with their aliases, metrics and data version")
     promote = add(
         "promote", promote_command, "move @champion to a registered version (the old one becomes @previous)"
@@ -348,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
         deciding.add_argument("--alpha", type=probability,
                               help="significance level (default 0.05; online: experiment.alpha)")  # fmt: skip
         deciding.add_argument("--metric", help="the metric that decides a promotion (default: the first compared)")
+
+
+def _data_commands(add: _AddCommand) -> None:
+    """feedback, score, trace."""
     feedback = add("feedback", feedback_command, "load outcomes of served predictions (by request id) as feedback")
     feedback.add_argument(
         "--from", dest="source", required=True, metavar="SOURCE", help="a Delta, Parquet or CSV source"
@@ -371,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--mode", choices=["append", "overwrite"], default="append", help="default: append")
     trace = add("trace", trace_command, "a served request: its answers, versions, MLflow runs and training data")
     trace.add_argument("request_id", metavar="REQUEST_ID", help="an answer's request_id (x-request-id)")
+
+
+def _service_commands(add: _AddCommand) -> None:
+    """mlflow-ui, serve, prometheus, k8s."""
     ui = add("mlflow-ui", _mlflow_ui, "start the MLflow UI on the configured tracking store")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     ui.add_argument("--port", default=5000, type=int, help="port (default 5000)")
@@ -386,7 +408,6 @@ def build_parser() -> argparse.ArgumentParser:
     k8s.add_argument("action", choices=["render"], help="render: write the generated manifests")
     k8s.add_argument("--image", default="ray-mllib-pipeline:latest", help="the image every pod runs")
     k8s.add_argument("--out", type=Path, default=Path("k8s/base"), help="folder to write (default k8s/base)")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
