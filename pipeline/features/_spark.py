@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import ColumnFeature, SelectionConfig
@@ -112,26 +112,37 @@ def build_feature_stages(
     feature is 0 or 1 on any row, including rows outside the training range. ``center=False`` makes
     standard scaling divide by the deviation without subtracting the mean.
     """
-    from pyspark.ml.feature import (
-        IDF,
-        FeatureHasher,
-        HashingTF,
-        Imputer,
-        MinMaxScaler,
-        OneHotEncoder,
-        QuantileDiscretizer,
-        RegexTokenizer,
-        SQLTransformer,
-        StandardScaler,
-        StringIndexer,
-        UnivariateFeatureSelector,
-        VarianceThresholdSelector,
-        VectorAssembler,
-        VectorSizeHint,
-    )
+    columns = _by_type(spec, schema_kinds)
+    numeric, aliases = _numeric_stages(columns.numeric, non_negative=non_negative, center=center)
+    stages = [*columns.stages, *numeric.stages, *_categorical_stages(columns.categorical, columns.hashed).stages]
+    assembled = [*columns.assembled, *numeric.assembled]
+    assembled += _categorical_outputs(columns.categorical, columns.hashed)
+    stages += _assembly_stages(assembled, selection, label_col, label_is_categorical)
+    return FeatureStages(stages=stages, output_col=FEATURES_COL, slot_aliases=aliases)
 
-    stages: list[Any] = []
-    assembled: list[str] = []
+
+@dataclass
+class _Stages:
+    """Stages in the order they run, and the columns they add to the final vector (in its order)."""
+
+    stages: list[Any] = field(default_factory=list)
+    assembled: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Columns(_Stages):
+    """The spec's columns by treatment; boolean columns cast (numeric: to double, categorical: to string)
+    and text and vector columns turned into vector columns already."""
+
+    numeric: dict[str, ColumnFeature] = field(default_factory=dict)
+    categorical: list[str] = field(default_factory=list)
+    hashed: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _by_type(spec: FeatureSpec, schema_kinds: dict[str, ValueKind]) -> _Columns:
+    from pyspark.ml.feature import IDF, HashingTF, RegexTokenizer, SQLTransformer, VectorSizeHint
+
+    columns = _Columns()
     casts: list[str] = []
 
     def cast(name: str, expression: str) -> str:
@@ -139,34 +150,47 @@ def build_feature_stages(
         casts.append(f"{expression} AS `{out}`")
         return out
 
-    numeric: dict[str, ColumnFeature] = {}
-    categorical: list[str] = []
-    hashed: dict[int, list[str]] = defaultdict(list)
     for name, feature in spec.columns.items():
         kind = schema_kinds[name]
         if feature.type == "numeric":
-            numeric[name if kind != "boolean" else cast(name, f"CAST(`{name}` AS DOUBLE)")] = feature
+            columns.numeric[name if kind != "boolean" else cast(name, f"CAST(`{name}` AS DOUBLE)")] = feature
         elif feature.type == "categorical":
-            categorical.append(name if kind != "boolean" else cast(name, f"CAST(`{name}` AS STRING)"))
+            columns.categorical.append(name if kind != "boolean" else cast(name, f"CAST(`{name}` AS STRING)"))
         elif feature.type == "hashed":
-            hashed[feature.num_features].append(name)
+            columns.hashed[feature.num_features].append(name)
         elif feature.type == "text":
             text = cast(name, f"COALESCE(`{name}`, '')")
             tokens, tf, idf = (f"{name}{_SUFFIX}{part}" for part in ("tokens", "tf", "tfidf"))
-            stages += [
+            columns.stages += [
                 RegexTokenizer(inputCol=text, outputCol=tokens, pattern=r"\W+", minTokenLength=2),
                 HashingTF(inputCol=tokens, outputCol=tf, numFeatures=feature.num_features),
                 IDF(inputCol=tf, outputCol=idf, minDocFreq=feature.min_doc_freq),
             ]
-            assembled.append(idf)
+            columns.assembled.append(idf)
         elif feature.type == "vector":
             # The assembler must know the length up front to keep rows with invalid values.
-            stages.append(VectorSizeHint(inputCol=name, size=feature.size, handleInvalid="optimistic"))
-            assembled.append(name)
+            columns.stages.append(VectorSizeHint(inputCol=name, size=feature.size, handleInvalid="optimistic"))
+            columns.assembled.append(name)
     if casts:
-        stages.insert(0, SQLTransformer(statement=f"SELECT *, {', '.join(casts)} FROM __THIS__"))
+        columns.stages.insert(0, SQLTransformer(statement=f"SELECT *, {', '.join(casts)} FROM __THIS__"))
+    return columns
 
-    # Numeric: impute (grouped by strategy), then bucketize or scale.
+
+def _numeric_stages(
+    numeric: dict[str, ColumnFeature], *, non_negative: bool, center: bool
+) -> tuple[_Stages, dict[str, str]]:
+    """Impute (grouped by strategy), then bucketize or scale; and the names of scaled blocks' slots."""
+    from pyspark.ml.feature import (
+        Imputer,
+        MinMaxScaler,
+        OneHotEncoder,
+        QuantileDiscretizer,
+        SQLTransformer,
+        StandardScaler,
+        VectorAssembler,
+    )
+
+    done = _Stages()
     imputed: dict[str, str] = {}
     by_strategy: dict[str, list[str]] = defaultdict(list)
     constants: list[str] = []
@@ -177,9 +201,9 @@ def build_feature_stages(
         else:
             by_strategy[feature.impute].append(name)
     if constants:
-        stages.append(SQLTransformer(statement=f"SELECT *, {', '.join(constants)} FROM __THIS__"))
+        done.stages.append(SQLTransformer(statement=f"SELECT *, {', '.join(constants)} FROM __THIS__"))
     for strategy, names in by_strategy.items():
-        stages.append(Imputer(inputCols=names, outputCols=[imputed[n] for n in names], strategy=strategy))
+        done.stages.append(Imputer(inputCols=names, outputCols=[imputed[n] for n in names], strategy=strategy))
     scaled: dict[str, list[str]] = defaultdict(list)
     aliases: dict[str, str] = {}
     for name, feature in numeric.items():
@@ -187,47 +211,67 @@ def build_feature_stages(
         buckets = feature.buckets or (NON_NEGATIVE_BUCKETS if non_negative else None)
         if buckets:
             bucket = f"{name}{_SUFFIX}bucket"
-            stages.append(
+            done.stages.append(
                 QuantileDiscretizer(
                     inputCol=imputed[name], outputCol=bucket, numBuckets=buckets, handleInvalid="keep"
                 )
             )
             categorical_bucket = f"{name}{_SUFFIX}bucket_onehot"
-            stages.append(OneHotEncoder(inputCols=[bucket], outputCols=[categorical_bucket], handleInvalid="keep"))
-            assembled.append(categorical_bucket)
+            done.stages.append(
+                OneHotEncoder(inputCols=[bucket], outputCols=[categorical_bucket], handleInvalid="keep")
+            )
+            done.assembled.append(categorical_bucket)
             continue
         scaled[feature.scale].append(imputed[name])
-    assembled += scaled.pop("none", [])
+    done.assembled += scaled.pop("none", [])
     for scale, names in scaled.items():
         raw, out = f"numeric{_SUFFIX}{scale}_raw", f"numeric{_SUFFIX}{scale}"
         aliases.update({f"{out}_{i}": name.removesuffix(f"{_SUFFIX}imputed") for i, name in enumerate(names)})
-        stages.append(VectorAssembler(inputCols=names, outputCol=raw, handleInvalid="keep"))
+        done.stages.append(VectorAssembler(inputCols=names, outputCol=raw, handleInvalid="keep"))
         if scale == "standard":
-            stages.append(StandardScaler(inputCol=raw, outputCol=out, withMean=center, withStd=True))
+            done.stages.append(StandardScaler(inputCol=raw, outputCol=out, withMean=center, withStd=True))
         else:
-            stages.append(MinMaxScaler(inputCol=raw, outputCol=out))
-        assembled.append(out)
+            done.stages.append(MinMaxScaler(inputCol=raw, outputCol=out))
+        done.assembled.append(out)
+    return done, aliases
 
+
+def _categorical_stages(categorical: list[str], hashed: dict[int, list[str]]) -> _Stages:
+    """Index and one-hot encode the categorical columns (unseen values: an extra slot); hash the hashed."""
+    from pyspark.ml.feature import FeatureHasher, OneHotEncoder, StringIndexer
+
+    done = _Stages()
     if categorical:
         indexed = [f"{name}{_SUFFIX}index" for name in categorical]
-        encoded = [f"{name}{_SUFFIX}onehot" for name in categorical]
-        stages.append(
+        encoded = _categorical_outputs(categorical, {})
+        done.stages.append(
             StringIndexer(
                 inputCols=categorical, outputCols=indexed, handleInvalid="keep", stringOrderType="frequencyDesc"
             )
         )
-        stages.append(OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep"))
-        assembled += encoded
+        done.stages.append(OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep"))
     for size, names in hashed.items():
         out = f"hashed{_SUFFIX}{size}"
-        stages.append(FeatureHasher(inputCols=names, outputCol=out, numFeatures=size, categoricalCols=names))
-        assembled.append(out)
+        done.stages.append(FeatureHasher(inputCols=names, outputCol=out, numFeatures=size, categoricalCols=names))
+    return done
+
+
+def _categorical_outputs(categorical: list[str], hashed: dict[int, list[str]]) -> list[str]:
+    """The vector columns ``_categorical_stages`` adds, in the final vector's order."""
+    return [f"{name}{_SUFFIX}onehot" for name in categorical] + [f"hashed{_SUFFIX}{size}" for size in hashed]
+
+
+def _assembly_stages(
+    assembled: list[str], selection: SelectionConfig | None, label_col: str | None, label_is_categorical: bool
+) -> list[Any]:
+    """One vector of every column, then the configured selection (variance threshold, univariate test)."""
+    from pyspark.ml.feature import UnivariateFeatureSelector, VarianceThresholdSelector, VectorAssembler
 
     output = FEATURES_COL
     use_variance = selection is not None and selection.variance_threshold is not None
     use_univariate = selection is not None and selection.univariate is not None and label_col is not None
     final_stage_out = f"{FEATURES_COL}{_SUFFIX}all" if (use_variance or use_univariate) else output
-    stages.append(VectorAssembler(inputCols=assembled, outputCol=final_stage_out, handleInvalid="keep"))
+    stages: list[Any] = [VectorAssembler(inputCols=assembled, outputCol=final_stage_out, handleInvalid="keep")]
     current = final_stage_out
     if use_variance:
         assert selection is not None and selection.variance_threshold is not None
@@ -251,7 +295,7 @@ def build_feature_stages(
             .setLabelType("categorical" if label_is_categorical else "continuous")
             .setSelectionThreshold(selection.univariate.threshold)
         )
-    return FeatureStages(stages=stages, output_col=output, slot_aliases=aliases)
+    return stages
 
 
 def slot_names(df: DataFrame, column: str = FEATURES_COL, aliases: dict[str, str] | None = None) -> list[str]:
