@@ -131,8 +131,6 @@ def run_sweep(
     Ray must be running; this process must not own a Spark session (the actor does).
     """
     import ray
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     tuning = config.tuning
     if tuning is None:
@@ -144,34 +142,11 @@ def run_sweep(
     experiment_dir = storage / name
     state_file = experiment_dir / _STATE_FILE
     started = time.monotonic()
-    if resume and not tune.Tuner.can_restore(str(experiment_dir)):
-        raise SweepError(f"--resume: no sweep to resume at {experiment_dir}")
-    if not resume and experiment_dir.exists():
-        raise SweepError(
-            f"a sweep named {name!r} already exists at {experiment_dir}: pass --resume to finish it, "
-            "or set tuning.name to start another"
-        )
-    # The first algorithm decides the task's label checks; all share one task (checked at load).
-    first = next(iter(space.algorithms))
-    # (without the configured model's hyperparameters: they belong to `model.algorithm`, which may be another)
-    model = config.model.model_copy(update={"algorithm": first, "hyperparameters": {}})
-    trainer_config = config.model_copy(update={"model": model})
-    remote: Any = ray.remote
+    _check_new_or_resumable(name, experiment_dir, resume)
     planned_cores = config.spark.num_executors * config.spark.executor_cores
-    most = tuning.max_concurrent_trials or planned_cores
-    actor_class = remote(num_cpus=0, max_concurrency=most + 4)(SparkTrainer)
-    with console.timed("Starting the Spark-owning actor (reads and caches the data once)"):
-        # On the head node, with RayDP's masters: losing a worker node must not take the Spark driver.
-        placed = actor_class.options(name=TRAINER_NAME, resources={HEAD_NODE_RESOURCE: 0.001})
-        trainer = placed.remote(trainer_config.model_dump_json(), ingest_missing)
-        try:
-            described = ray.get(trainer.describe.remote())
-        except Exception as error:
-            ray.kill(trainer)
-            cause = getattr(error, "cause", None)
-            if isinstance(cause, PipelineError):
-                raise cause from None  # bad data: one clear line, not Ray's traceback
-            raise
+    trainer, described = _start_trainer(
+        config, next(iter(space.algorithms)), planned_cores, ingest_missing, console
+    )
     ingested = described["ingested"]
     if ingested is not None:
         console.step(f"No table at {ingested.path} yet: ingested {ingested.rows} rows (Delta version "
@@ -183,90 +158,24 @@ def run_sweep(
         # The label's classes are known now: a multiclass label is judged by F1, and cannot be by AUC.
         metric, mode = tuning_objective(config, described["label_classes"])
         parent_run_id = _parent_run(config, name, metric, described, state_file, resume, concurrency.trials)
-        trainable = tune.with_resources(run_trial, {"cpu": tuning.trial_cpus})
-        space_params = param_space(config, space)
-        scheduler = None
-        if tuning.early_stopping is not None:
-            early_stopping = tuning.early_stopping
-            space_params["_early_stopping"] = early_stopping.model_dump()  # kept by Tune for a resume
-            scheduler = ASHAScheduler(
-                time_attr="training_iteration",
-                max_t=early_stopping.rungs,
-                grace_period=1,
-                reduction_factor=early_stopping.reduction_factor,
-            )
         if resume:
             console.step(f"Resuming {name} from {experiment_dir}: finished trials are kept")
-            tuner = tune.Tuner.restore(str(experiment_dir), trainable=trainable, resume_errored=False)
-        else:
-            tuner = tune.Tuner(
-                trainable,
-                param_space=space_params,
-                tune_config=tune.TuneConfig(
-                    metric=metric,
-                    mode=mode,
-                    num_samples=tuning.num_samples,
-                    max_concurrent_trials=concurrency.trials,
-                    time_budget_s=tuning.time_budget_s,
-                    scheduler=scheduler,
-                    search_alg=_searcher(tuning, metric, mode, config.data.split.seed),
-                    # A trial is a thin caller of the Spark actor: on one machine, one worker process runs
-                    # trial after trial instead of a new process (~1-2 s of start-up) per trial. On a
-                    # cluster each trial gets a new one, placed afresh: reused ones stayed on the nodes
-                    # they first landed on (seen: all six trials of a 3-node sweep on the head).
-                    reuse_actors=_single_node(),
-                ),
-                run_config=tune.RunConfig(
-                    name=name,
-                    storage_path=str(storage),
-                    failure_config=tune.FailureConfig(max_failures=tuning.max_failures),
-                    verbose=1,
-                ),
-            )
-        trials_started = time.monotonic()
-        try:
-            with _tune_settings():
-                grid = tuner.fit()
-        except Exception as error:  # Tune's own failure (not a trial's): one line, not its traceback
-            raise SweepError(f"the sweep {name!r} stopped: {root_cause(error)}") from error
-        trials_seconds = time.monotonic() - trials_started
-        trials_ended_at = time.time()
-        timings = ray.get(trainer.timings.remote())
-        # The actor fitted the first features while Tune started its workers: the two overlap.
-        search_seconds = max(trials_seconds, trials_ended_at - timings["features_started_at"])
+        tuner = _tuner(config, space, name, metric, mode, concurrency.trials, resume)
+        grid, trials_seconds, search_seconds, timings = _fit(tuner, name, trainer)
         trials = _leaderboard(grid, metric, mode)
         log_trial_runs(config.tracking, parent_run_id, trials)
         best = next((t for t in trials if not t.error and metric in t.metrics), None)
-        refit = None
         refit_started = time.monotonic()
-        if best is not None:
-            with console.timed(f"Refitting the best ({best.algorithm}) on the whole training split"):
-                cv = trial_cv(best) if config.evaluation.cv_folds and tuning.early_stopping is None else None
-                try:
-                    refit = ray.get(
-                        trainer.refit_and_register.remote(best.algorithm, best.hyperparameters, parent_run_id, cv)
-                    )
-                except Exception as error:  # one line naming what was refit, not Ray's wrapper
-                    chosen = f"{best.algorithm}, {json.dumps(best.hyperparameters, sort_keys=True)}"
-                    raise SweepError(
-                        f"refitting the best of {name!r} ({chosen}) failed: {root_cause(error)}"
-                    ) from error
+        refit = None if best is None else _refit_best(trainer, config, name, best, parent_run_id, console)
         refit_seconds = time.monotonic() - refit_started
-        outcome = {
-            "trials": len(trials),
-            "failed_trials": sum(1 for t in trials if t.error),
-            "sweep_seconds": time.monotonic() - started,
-            # Where the time went, on the parent run: the actor's start-up, its first features (while Tune
-            # started its workers), Tune's trials, the two together, and the refit with its logging.
-            "startup_seconds": described["startup_seconds"],
-            "features_seconds": timings["features_seconds"],
-            "trials_seconds": trials_seconds,
-            "search_seconds": search_seconds,
-            "refit_seconds": refit_seconds,
-        }
+        # Where the time went, on the parent run: the actor's start-up, its first features (while Tune started
+        # its workers), Tune's trials, the two together, and the refit with its logging.
+        seconds = {"sweep_seconds": time.monotonic() - started, "startup_seconds": described["startup_seconds"],
+                   "features_seconds": timings["features_seconds"], "trials_seconds": trials_seconds,
+                   "search_seconds": search_seconds, "refit_seconds": refit_seconds}  # fmt: skip
+        outcome = {"trials": len(trials), "failed_trials": sum(1 for t in trials if t.error), **seconds}
         if refit:
-            outcome.update({f"test_{k}": v for k, v in refit.metrics.items()})
-            outcome["registered_version"] = refit.version
+            outcome.update({f"test_{k}": v for k, v in refit.metrics.items()}, registered_version=refit.version)
         finish_sweep_run(config.tracking, parent_run_id, trials, metric, best, outcome)
         if best is None:
             raise SweepError(no_success_message(name, trials, parent_run_id))
@@ -291,6 +200,133 @@ def run_sweep(
             ray.get(trainer.stop.remote(), timeout=60)
         finally:
             ray.kill(trainer)
+
+
+def _fit(tuner: Any, name: str, trainer: Any) -> tuple[Any, float, float, dict[str, float]]:
+    """Tune's trials run: their results, how long they took, how long the search took with the actor's first
+    features (fitted while Tune started its workers: the two overlap), and the actor's timings."""
+    import ray
+
+    trials_started = time.monotonic()
+    try:
+        with _tune_settings():
+            grid = tuner.fit()
+    except Exception as error:  # Tune's own failure (not a trial's): one line, not its traceback
+        raise SweepError(f"the sweep {name!r} stopped: {root_cause(error)}") from error
+    trials_seconds = time.monotonic() - trials_started
+    trials_ended_at = time.time()
+    timings: dict[str, float] = ray.get(trainer.timings.remote())
+    search_seconds = max(trials_seconds, trials_ended_at - timings["features_started_at"])
+    return grid, trials_seconds, search_seconds, timings
+
+
+def _check_new_or_resumable(name: str, experiment_dir: Path, resume: bool) -> None:
+    from ray import tune
+
+    if resume and not tune.Tuner.can_restore(str(experiment_dir)):
+        raise SweepError(f"--resume: no sweep to resume at {experiment_dir}")
+    if not resume and experiment_dir.exists():
+        raise SweepError(
+            f"a sweep named {name!r} already exists at {experiment_dir}: pass --resume to finish it, "
+            "or set tuning.name to start another"
+        )
+
+
+def _start_trainer(
+    config: PipelineConfig, first: str, planned_cores: int, ingest_missing: bool, console: Console
+) -> tuple[Any, dict[str, Any]]:
+    """The Spark-owning actor every trial calls, started, and what it says of itself; bad data is one line."""
+    import ray
+
+    assert config.tuning is not None
+    # The first algorithm decides the task's label checks; all share one task (checked at load).
+    # (without the configured model's hyperparameters: they belong to `model.algorithm`, which may be another)
+    model = config.model.model_copy(update={"algorithm": first, "hyperparameters": {}})
+    trainer_config = config.model_copy(update={"model": model})
+    remote: Any = ray.remote
+    most = config.tuning.max_concurrent_trials or planned_cores
+    actor_class = remote(num_cpus=0, max_concurrency=most + 4)(SparkTrainer)
+    with console.timed("Starting the Spark-owning actor (reads and caches the data once)"):
+        # On the head node, with RayDP's masters: losing a worker node must not take the Spark driver.
+        placed = actor_class.options(name=TRAINER_NAME, resources={HEAD_NODE_RESOURCE: 0.001})
+        trainer = placed.remote(trainer_config.model_dump_json(), ingest_missing)
+        try:
+            described: dict[str, Any] = ray.get(trainer.describe.remote())
+        except Exception as error:
+            ray.kill(trainer)
+            cause = getattr(error, "cause", None)
+            if isinstance(cause, PipelineError):
+                raise cause from None  # bad data: one clear line, not Ray's traceback
+            raise
+    return trainer, described
+
+
+def _tuner(
+    config: PipelineConfig, space: Any, name: str, metric: str, mode: str, trials_at_once: int, resume: bool
+) -> Any:
+    """Tune's Tuner for the sweep (restored from its saved state for a resume)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    tuning = config.tuning
+    assert tuning is not None
+    storage = Path(tuning.storage)
+    trainable = tune.with_resources(run_trial, {"cpu": tuning.trial_cpus})
+    if resume:
+        return tune.Tuner.restore(str(storage / name), trainable=trainable, resume_errored=False)
+    space_params = param_space(config, space)
+    scheduler = None
+    if tuning.early_stopping is not None:
+        early_stopping = tuning.early_stopping
+        space_params["_early_stopping"] = early_stopping.model_dump()  # kept by Tune for a resume
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=early_stopping.rungs,
+            grace_period=1,
+            reduction_factor=early_stopping.reduction_factor,
+        )
+    return tune.Tuner(
+        trainable,
+        param_space=space_params,
+        tune_config=tune.TuneConfig(
+            metric=metric,
+            mode=mode,
+            num_samples=tuning.num_samples,
+            max_concurrent_trials=trials_at_once,
+            time_budget_s=tuning.time_budget_s,
+            scheduler=scheduler,
+            search_alg=_searcher(tuning, metric, mode, config.data.split.seed),
+            # A trial is a thin caller of the Spark actor: on one machine, one worker process runs
+            # trial after trial instead of a new process (~1-2 s of start-up) per trial. On a
+            # cluster each trial gets a new one, placed afresh: reused ones stayed on the nodes
+            # they first landed on (seen: all six trials of a 3-node sweep on the head).
+            reuse_actors=_single_node(),
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(storage),
+            failure_config=tune.FailureConfig(max_failures=tuning.max_failures),
+            verbose=1,
+        ),
+    )
+
+
+def _refit_best(
+    trainer: Any, config: PipelineConfig, name: str, best: TrialRecord, parent_run_id: str, console: Console
+) -> Any:
+    """The best trial's point refit on the whole training split, tested and registered by the actor."""
+    import ray
+
+    assert config.tuning is not None
+    with console.timed(f"Refitting the best ({best.algorithm}) on the whole training split"):
+        cv = trial_cv(best) if config.evaluation.cv_folds and config.tuning.early_stopping is None else None
+        try:
+            return ray.get(
+                trainer.refit_and_register.remote(best.algorithm, best.hyperparameters, parent_run_id, cv)
+            )
+        except Exception as error:  # one line naming what was refit, not Ray's wrapper
+            chosen = f"{best.algorithm}, {json.dumps(best.hyperparameters, sort_keys=True)}"
+            raise SweepError(f"refitting the best of {name!r} ({chosen}) failed: {root_cause(error)}") from error
 
 
 @contextlib.contextmanager
