@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
@@ -230,61 +229,37 @@ def _deploy_and_print(config: PipelineConfig, dashboard_url: str | None, config_
 
 
 def _serve_detached(config: PipelineConfig, record: Path, args: argparse.Namespace) -> int:
-    import ray
+    from pipeline.runtime import detached_cluster
 
-    from pipeline.runtime import start_detached_head, stop_detached_head, stop_haproxy, use_head_auth
-
-    head = None
-    address = config.ray.address
-    if address is None:
-        with Console().timed("Starting a detached Ray head"):
-            head = start_detached_head(config.ray, record.with_suffix(".log"), config.serving.high_throughput)
-        address = head.address
-    else:  # a cluster from `ray start` asks for its token
-        use_head_auth()
-    try:  # a head this command started is stopped again if anything below fails
-        ray.init(address=address, namespace=config.ray.namespace, log_to_driver=False,
-                 logging_level=logging.WARNING)  # fmt: skip
+    log = record.with_suffix(".log")
+    with detached_cluster(config.ray, log, config.serving.high_throughput, Console()) as cluster:
+        head = cluster.head
         printed = _deploy_and_print(config, head.dashboard_url if head else None, args.config)
-    except BaseException:
-        ray.shutdown()
-        if head is not None:
-            stop_detached_head(head.pid, address=head.address)
-            stop_haproxy(head.haproxy_dir)
-        raise
-    ray.shutdown()
     record.parent.mkdir(parents=True, exist_ok=True)
     haproxy_dir = str(head.haproxy_dir) if head and head.haproxy_dir else None
-    saved = {"address": address, "head_pid": head.pid if head else None, "haproxy_dir": haproxy_dir, **printed}
+    saved = {"address": cluster.address, "head_pid": head.pid if head else None, "haproxy_dir": haproxy_dir,
+             **printed}  # fmt: skip
     record.write_text(json.dumps(saved))
     print(f"detached; stop with: python -m pipeline serve --config {args.config} --stop")
     return 0
 
 
 def _serve_stop(config: PipelineConfig, record: Path) -> int:
-    import ray
-
-    from pipeline.runtime import stop_detached_head, stop_haproxy, use_head_auth
+    from pipeline.runtime import stop_detached_cluster
     from serving import undeploy
 
     if not record.exists():
         print(f"no detached app {config.serving.app_name!r} recorded in {record}; nothing to stop")
         return 0
     saved = json.loads(record.read_text())
-    use_head_auth()  # a cluster from `ray start` asks for its token, whoever started it
-    try:
-        ray.init(address=saved["address"], namespace=config.ray.namespace, log_to_driver=False,
-                 logging_level=logging.WARNING)  # fmt: skip
-        undeploy(config.serving.app_name)
-        ray.shutdown()
-    except ConnectionError:
-        print(f"the Ray cluster at {saved['address']} is gone already")
-    if saved.get("head_pid"):
-        stop_detached_head(int(saved["head_pid"]), address=saved["address"])
-    # Ray does not always end HAProxy (a killed proxy actor leaves it running, holding the HTTP port).
-    stop_haproxy(Path(saved["haproxy_dir"]) if saved.get("haproxy_dir") else None)
+    haproxy_dir = Path(saved["haproxy_dir"]) if saved.get("haproxy_dir") else None
+    head_pid = int(saved["head_pid"]) if saved.get("head_pid") else None
+    reached = stop_detached_cluster(saved["address"], head_pid, haproxy_dir, config.ray.namespace,
+                                    first=lambda: undeploy(config.serving.app_name))  # fmt: skip
+    if not reached:
+        print(f"the Ray cluster at {saved['address']} was gone already")
     record.unlink()
-    print(f"stopped {config.serving.app_name!r}" + (" and its Ray head" if saved.get("head_pid") else ""))
+    print(f"stopped {config.serving.app_name!r}" + (" and its Ray head" if head_pid else ""))
     return 0
 
 

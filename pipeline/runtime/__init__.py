@@ -1,6 +1,7 @@
 """Starting and stopping the engines: Java 17, Ray, and Spark inside Ray through RayDP."""
 
 from pipeline.errors import ClusterError
+from pipeline.runtime._attached import DetachedCluster, detached_cluster, stop_detached_cluster
 from pipeline.runtime._detached import (
     CURRENT_CLUSTER_FILE,
     DetachedHead,
@@ -36,6 +37,7 @@ __all__ = [
     "HIGH_THROUGHPUT_ENVIRONMENT",
     "JAVA17_OPTIONS",
     "ClusterError",
+    "DetachedCluster",
     "DetachedHead",
     "JavaNotFoundError",
     "JavaRuntime",
@@ -43,6 +45,7 @@ __all__ = [
     "ServeMode",
     "activate_java",
     "dashboard_sign_in_hint",
+    "detached_cluster",
     "find_java",
     "free_port",
     "haproxy_pids",
@@ -53,6 +56,7 @@ __all__ = [
     "start_detached_head",
     "start_spark",
     "start_worker_node",
+    "stop_detached_cluster",
     "stop_detached_head",
     "stop_haproxy",
     "stop_spark",
