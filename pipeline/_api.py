@@ -54,13 +54,15 @@ def ingest(config: PipelineConfig, console: Console | None = None) -> DeltaWrite
         return write_table(runtime.spark, config.data)
 
 
-def train(config: PipelineConfig, console: Console | None = None) -> TrainResult:
+def train(config: PipelineConfig, console: Console | None = None, ingest_missing: bool = False) -> TrainResult:
     """Train ``model`` on ``data.source``, test it, export it through the parity gate, log it to MLflow
-    and register it (nothing reaches MLflow if any step before fails)."""
-    from pipeline.jobs import train_and_register
+    and register it (nothing reaches MLflow if any step before fails). With ``ingest_missing``, a missing
+    Delta table is first written from ``data.ingest`` (``result.ingested`` says what was written)."""
+    from pipeline.jobs import ingest_if_missing, train_and_register
 
     with Runtime(config, console=console) as runtime:
-        return TrainResult.of(train_and_register(runtime.spark, config, runtime.console))
+        ingested = ingest_if_missing(runtime.spark, config, runtime.console) if ingest_missing else None
+        return TrainResult.of(train_and_register(runtime.spark, config, runtime.console), ingested)
 
 
 def run_sweep(

@@ -102,13 +102,12 @@ def _write_trained(args: argparse.Namespace, result: TrainResult) -> None:
 
 
 def _run(config: PipelineConfig, args: argparse.Namespace) -> int:
-    from pipeline.jobs import TrainResult, ingest_if_missing, train_and_register
+    from pipeline._api import train
 
     if config.tuning is not None:
         return _tune(config, args, ingest_missing=True)  # by the sweep's Spark actor
-    with Runtime(config) as runtime:
-        _print_ingest(ingest_if_missing(runtime.spark, config, runtime.console))
-        result = TrainResult.of(train_and_register(runtime.spark, config, runtime.console))
+    result = train(config, ingest_missing=True)
+    _print_ingest(result.ingested)
     _report_training(result, config)
     _write_trained(args, result)
     return 0

@@ -55,9 +55,10 @@ class TrainResult:
     scorer_reason: str
     report: str  # the text report the CLI prints (metrics beside the baseline, weights, feature spec)
     fit_seconds: float = 0.0  # fitting the feature stages and the estimator on the training split
+    ingested: DeltaWrite | None = None  # the table written first, when it was missing (`run`)
 
     @classmethod
-    def of(cls, run: TrainingRun) -> TrainResult:
+    def of(cls, run: TrainingRun, ingested: DeltaWrite | None = None) -> TrainResult:
         trained, registration = run.trained, run.registration
         prepared = trained.prepared
         return cls(
@@ -67,7 +68,7 @@ class TrainResult:
             baseline=dict(trained.baseline), train_rows=trained.train_rows, test_rows=trained.test_rows,
             data_path=prepared.snapshot.path, data_version=prepared.snapshot.version,
             scorer=registration.scorer, scorer_reason=registration.scorer_reason, report=render_report(trained),
-            fit_seconds=trained.fit_seconds,
+            fit_seconds=trained.fit_seconds, ingested=ingested,
         )  # fmt: skip
 
 
