@@ -26,6 +26,7 @@ from pipeline.evaluation import (
 from pipeline.features import (
     FEATURES_COL,
     FeatureSpec,
+    FeatureStages,
     build_feature_stages,
     infer_feature_spec,
     profile_columns,
@@ -55,7 +56,6 @@ class PreparedData:
     input_columns: list[str]
     inferred: bool
     label_classes: int | None = None
-    slot_aliases: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -180,11 +180,12 @@ def make_estimator(
 
 def feature_stages(
     prepared: PreparedData, config: PipelineConfig, non_negative: bool = False, center: bool = True
-) -> list[Any]:
-    """The unfitted feature stages (none for ALS, which reads raw id columns); the flags are the
-    algorithm's (``AlgorithmSpec.needs_non_negative_features``, ``AlgorithmSpec.centered_features``)."""
+) -> FeatureStages:
+    """The unfitted feature stages (none for ALS, which reads raw id columns) and the names of the vector
+    slots Spark cannot name; the flags are the algorithm's (``AlgorithmSpec.needs_non_negative_features``,
+    ``AlgorithmSpec.centered_features``)."""
     if prepared.spec is None:
-        return []
+        return FeatureStages(stages=[], output_col=FEATURES_COL, slot_aliases={})
     kinds = {name: value_kind(prepared.train.schema[name].dataType) for name in prepared.spec.columns}
     features = build_feature_stages(
         prepared.spec,
@@ -195,19 +196,24 @@ def feature_stages(
         label_is_categorical=prepared.task == "classification",
         center=center,
     )
-    prepared.slot_aliases = features.slot_aliases
-    return features.stages
+    return features
 
 
 def build_pipeline(prepared: PreparedData, config: PipelineConfig) -> Any:
     """The unfitted Spark Pipeline: feature stages then the estimator."""
+    return _pipeline(prepared, config)[0]
+
+
+def _pipeline(prepared: PreparedData, config: PipelineConfig) -> tuple[Any, dict[str, str]]:
+    """``build_pipeline``'s pipeline, and the names of the vector slots Spark cannot name."""
     from pyspark.ml import Pipeline
 
     algorithm, hyperparameters = prepared.algorithm, prepared.hyperparameters
-    stages = feature_stages(
+    features = feature_stages(
         prepared, config, algorithm.needs_non_negative_features(hyperparameters), algorithm.centered_features
     )
-    return Pipeline(stages=[*stages, make_estimator(prepared, config, algorithm, hyperparameters)])
+    estimator = make_estimator(prepared, config, algorithm, hyperparameters)
+    return Pipeline(stages=[*features.stages, estimator]), features.slot_aliases
 
 
 def evaluate(prepared: PreparedData, model: Any, data: DataFrame, config: PipelineConfig) -> dict[str, float]:
@@ -290,7 +296,7 @@ def train(
     console = console or Console(quiet=True)
     started = time.monotonic()
     prepared = prepared or prepare(spark, config, console)
-    pipeline = build_pipeline(prepared, config)
+    pipeline, slot_aliases = _pipeline(prepared, config)
     train_frame = prepared.train.cache()
     train_rows = train_frame.count()
     # Only whether the test split is empty, before fitting (its rows are counted once it is scored).
@@ -319,10 +325,10 @@ def train(
         baseline_input = prepared.test if predictions is None else predictions
         baseline = baseline_metrics(prepared.task, train_frame, baseline_input, prepared.label, **extra)
     scored_sample = model.transform(prepared.test.limit(1))  # only its schema's slot metadata is read
-    weights, weights_kind = _model_weights(model, prepared, scored_sample)
+    weights, weights_kind = _model_weights(model, prepared, scored_sample, slot_aliases)
     kept = None
     if config.features.selection is not None and prepared.spec is not None:
-        kept = slot_names(scored_sample, aliases=prepared.slot_aliases)
+        kept = slot_names(scored_sample, aliases=slot_aliases)
     train_frame.unpersist()
     return TrainedModel(
         prepared=prepared,
@@ -381,7 +387,7 @@ def _cross_validate(
 
 
 def _model_weights(
-    model: Any, prepared: PreparedData, sample: DataFrame
+    model: Any, prepared: PreparedData, sample: DataFrame, slot_aliases: dict[str, str]
 ) -> tuple[list[tuple[str, float]], str | None]:
     """Top feature importances (trees) or coefficients (linear models), named by vector slot."""
     if prepared.spec is None:
@@ -399,6 +405,6 @@ def _model_weights(
         values, kind = last.coefficients.toArray(), "coefficient"
     else:
         return [], None
-    names = slot_names(sample, aliases=prepared.slot_aliases)
+    names = slot_names(sample, aliases=slot_aliases)
     ranked = sorted(zip(names, values.tolist(), strict=False), key=lambda pair: -abs(pair[1]))
     return [(name, float(value)) for name, value in ranked[:_TOP_WEIGHTS]], kind

@@ -200,7 +200,7 @@ class SparkTrainer:
             fraction = self.config.tuning.validation_fraction if self.config.tuning else 0.2
             fit_part, validation = train.randomSplit([1 - fraction, fraction], seed=seed)
             splits = [(fit_part, validation)]
-        stages = feature_stages(self.prepared, self.config, non_negative, center)
+        stages = feature_stages(self.prepared, self.config, non_negative, center).stages
         cached = []
         for fit_part, validation in splits:
             if stages:
