@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pipeline._console import Console
@@ -39,6 +39,29 @@ if TYPE_CHECKING:
 
 TRAINER_NAME = "pipeline-spark-trainer"
 _FAIR = {"spark.scheduler.mode": "FAIR"}
+
+
+@dataclass(frozen=True)
+class TrainerDescription:
+    """What the Spark actor says of itself once it has read the data: its Spark app, and what the trials
+    will train on."""
+
+    app: str  # Spark's application id: every trial reports it (they share one app)
+    ui: str | None  # the Spark UI's address
+    lineage: dict[str, str]  # the data read (path, format, Delta version, rows)
+    features: int  # input columns
+    label_classes: int | None  # a classification label's classes: decides the sweep's metric
+    ingested: DeltaWrite | None  # the table the actor wrote first, when it was missing
+    cores: int  # the executors' cores Spark has: trials at a time by default
+    startup_seconds: float  # Spark, reading, checks, profile, caching the split
+
+
+@dataclass(frozen=True)
+class TrainerTimings:
+    """When the actor started fitting the first feature stages (wall clock) and how long that took."""
+
+    features_started_at: float
+    features_seconds: float
 
 
 class SparkTrainer:
@@ -75,27 +98,26 @@ class SparkTrainer:
         self._first_features = threading.Thread(target=self._fit_first_features, daemon=True)
         self._first_features.start()
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> TrainerDescription:
         """What the trials will train on (for the driver's progress line and the parent run)."""
         if self._failure is not None:
             raise self._failure
-        snapshot = self.prepared.snapshot
-        return {
-            "app": self.spark.sparkContext.applicationId,
-            "ui": self.spark.sparkContext.uiWebUrl,
-            "lineage": snapshot.lineage(),
-            "features": len(self.prepared.input_columns),
-            "label_classes": self.prepared.label_classes,
-            "ingested": self.ingested,
-            "cores": self.cores,
-            "startup_seconds": self.startup_seconds,  # Spark, reading, checks, profile, caching the split
-        }
+        return TrainerDescription(
+            app=self.spark.sparkContext.applicationId,
+            ui=self.spark.sparkContext.uiWebUrl,
+            lineage=self.prepared.snapshot.lineage(),
+            features=len(self.prepared.input_columns),
+            label_classes=self.prepared.label_classes,
+            ingested=self.ingested,
+            cores=self.cores,
+            startup_seconds=self.startup_seconds,
+        )
 
-    def timings(self) -> dict[str, float]:
+    def timings(self) -> TrainerTimings:
         """When the first feature stages started (wall clock) and how long fitting and caching them took."""
         if self._first_features is not None:
             self._first_features.join()
-        return {"features_started_at": self.features_started_at, "features_seconds": self.features_seconds}
+        return TrainerTimings(features_started_at=self.features_started_at, features_seconds=self.features_seconds)
 
     def fit(
         self, algorithm: str, hyperparameters: dict[str, Any], pool: str, fraction: float = 1.0

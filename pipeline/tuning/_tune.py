@@ -19,7 +19,7 @@ from pipeline.tracking import TrialRecord, config_hash, finish_sweep_run, log_tr
 from pipeline.tuning._failures import TRIAL_ERROR, is_system_failure, root_cause
 from pipeline.tuning._result import SweepResult, trial_cv
 from pipeline.tuning._space import SearchSpace, parse_space, trial_rungs, trials_at_a_time, tuning_objective
-from pipeline.tuning._trainer import TRAINER_NAME, SparkTrainer
+from pipeline.tuning._trainer import TRAINER_NAME, SparkTrainer, TrainerDescription, TrainerTimings
 
 _STATE_FILE = "pipeline_sweep.json"  # beside Tune's own experiment state: the MLflow parent run id
 # Tune's settings for one fit (read when it starts), unless the user has set their own:
@@ -105,7 +105,7 @@ def run_trial(params: dict[str, Any]) -> None:
     algorithm, hyperparameters = _point(params)
     trainer: Any = ray.get_actor(TRAINER_NAME)
     pool = tune.get_context().get_trial_id() or "trial"
-    app = ray.get(trainer.describe.remote())["app"]  # recorded per trial: every trial shares one Spark app
+    app = ray.get(trainer.describe.remote()).app  # recorded per trial: every trial shares one Spark app
     rungs: list[tuple[dict[str, Any], float, float | None]] = [(hyperparameters, 1.0, None)]  # one fit
     if "_early_stopping" in params:
         early_stopping = EarlyStopping.model_validate(params["_early_stopping"])
@@ -147,16 +147,16 @@ def run_sweep(
     trainer, described = _start_trainer(
         config, next(iter(space.algorithms)), planned_cores, ingest_missing, console
     )
-    ingested = described["ingested"]
+    ingested = described.ingested
     if ingested is not None:
         console.step(f"No table at {ingested.path} yet: ingested {ingested.rows} rows (Delta version "
                      f"{ingested.version})")  # fmt: skip
-    console.step(f"Spark app {described['app']} (UI {described['ui']}) serves every trial")
-    concurrency = trials_at_a_time(tuning.max_concurrent_trials, planned_cores, described["cores"])
+    console.step(f"Spark app {described.app} (UI {described.ui}) serves every trial")
+    concurrency = trials_at_a_time(tuning.max_concurrent_trials, planned_cores, described.cores)
     console.step(concurrency.note)
     try:
         # The label's classes are known now: a multiclass label is judged by F1, and cannot be by AUC.
-        metric, mode = tuning_objective(config, described["label_classes"])
+        metric, mode = tuning_objective(config, described.label_classes)
         parent_run_id = _parent_run(config, name, metric, described, state_file, resume, concurrency.trials)
         if resume:
             console.step(f"Resuming {name} from {experiment_dir}: finished trials are kept")
@@ -170,8 +170,8 @@ def run_sweep(
         refit_seconds = time.monotonic() - refit_started
         # Where the time went, on the parent run: the actor's start-up, its first features (while Tune started
         # its workers), Tune's trials, the two together, and the refit with its logging.
-        seconds = {"sweep_seconds": time.monotonic() - started, "startup_seconds": described["startup_seconds"],
-                   "features_seconds": timings["features_seconds"], "trials_seconds": trials_seconds,
+        seconds = {"sweep_seconds": time.monotonic() - started, "startup_seconds": described.startup_seconds,
+                   "features_seconds": timings.features_seconds, "trials_seconds": trials_seconds,
                    "search_seconds": search_seconds, "refit_seconds": refit_seconds}  # fmt: skip
         outcome = {"trials": len(trials), "failed_trials": sum(1 for t in trials if t.error), **seconds}
         if refit:
@@ -190,8 +190,8 @@ def run_sweep(
             seconds=time.monotonic() - started,
             trials_seconds=trials_seconds,
             refit_seconds=refit_seconds,
-            startup_seconds=described["startup_seconds"],
-            features_seconds=timings["features_seconds"],
+            startup_seconds=described.startup_seconds,
+            features_seconds=timings.features_seconds,
             search_seconds=search_seconds,
             ingested=ingested,
         )
@@ -202,7 +202,7 @@ def run_sweep(
             ray.kill(trainer)
 
 
-def _fit(tuner: Any, name: str, trainer: Any) -> tuple[Any, float, float, dict[str, float]]:
+def _fit(tuner: Any, name: str, trainer: Any) -> tuple[Any, float, float, TrainerTimings]:
     """Tune's trials run: their results, how long they took, how long the search took with the actor's first
     features (fitted while Tune started its workers: the two overlap), and the actor's timings."""
     import ray
@@ -215,8 +215,8 @@ def _fit(tuner: Any, name: str, trainer: Any) -> tuple[Any, float, float, dict[s
         raise SweepError(f"the sweep {name!r} stopped: {root_cause(error)}") from error
     trials_seconds = time.monotonic() - trials_started
     trials_ended_at = time.time()
-    timings: dict[str, float] = ray.get(trainer.timings.remote())
-    search_seconds = max(trials_seconds, trials_ended_at - timings["features_started_at"])
+    timings: TrainerTimings = ray.get(trainer.timings.remote())
+    search_seconds = max(trials_seconds, trials_ended_at - timings.features_started_at)
     return grid, trials_seconds, search_seconds, timings
 
 
@@ -234,7 +234,7 @@ def _check_new_or_resumable(name: str, experiment_dir: Path, resume: bool) -> No
 
 def _start_trainer(
     config: PipelineConfig, first: str, planned_cores: int, ingest_missing: bool, console: Console
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[Any, TrainerDescription]:
     """The Spark-owning actor every trial calls, started, and what it says of itself; bad data is one line."""
     import ray
 
@@ -251,7 +251,7 @@ def _start_trainer(
         placed = actor_class.options(name=TRAINER_NAME, resources={HEAD_NODE_RESOURCE: 0.001})
         trainer = placed.remote(trainer_config.model_dump_json(), ingest_missing)
         try:
-            described: dict[str, Any] = ray.get(trainer.describe.remote())
+            described: TrainerDescription = ray.get(trainer.describe.remote())
         except Exception as error:
             ray.kill(trainer)
             cause = getattr(error, "cause", None)
@@ -372,14 +372,14 @@ def _parent_run(
     config: PipelineConfig,
     name: str,
     metric: str,
-    described: dict[str, Any],
+    described: TrainerDescription,
     state_file: Path,
     resume: bool,
     concurrent_trials: int,
 ) -> str:
     if resume and state_file.exists():
         return str(json.loads(state_file.read_text())["parent_run_id"])
-    tags = {**described["lineage"], "config_hash": config_hash(config), "kind": "sweep"}
+    tags = {**described.lineage, "config_hash": config_hash(config), "kind": "sweep"}
     tuning = config.tuning or TuningConfig()
     params = {
         "search": tuning.search,
