@@ -102,8 +102,8 @@ class OnlineRun:
 def online_compared(config: PipelineConfig, a_reference: str, b_reference: str, alpha: float | None) -> OnlineRun:
     """Compare two registered versions on what they answered (prediction log) and the outcomes that came back
     (feedback), print the table and the guardrails, and log it all to MLflow."""
-    from pipeline.tracking import find_version, log_comparison
-    from serving import experiment_rules, online_report
+    from pipeline.tracking import find_version
+    from serving import experiment_rules, log_online_comparison, online_report
 
     a, b = find_version(config.tracking, a_reference), find_version(config.tracking, b_reference)
     if a.version == b.version:
@@ -127,16 +127,8 @@ def online_compared(config: PipelineConfig, a_reference: str, b_reference: str, 
               f"({found.error_rate:.2%}), p99 latency {found.p99_ms:.1f} ms")  # fmt: skip
     for breach in report.breaches:
         print(f"guardrail breached: {breach}")
-    params = {"a_version": a.version, "b_version": b.version, "a_reference": a_reference,
-              "b_reference": b_reference, "data": f"online: {log.path} + {feedback.path}", "alpha": rules.alpha,
-              "mde": rules.mde, "metric": rules.metric,
-              "breaches": "; ".join(map(str, report.breaches)) or "none"}  # fmt: skip
-    figures = {f"{found.version}_p99_ms": found.p99_ms for found in report.guardrails}
-    figures.update({f"{found.version}_error_rate": found.error_rate for found in report.guardrails})
-    for compared in report.comparisons:
-        name = compared.metric.replace(" ", "_").replace("(", "").replace(")", "")
-        figures.update({f"{name}_a": compared.a, f"{name}_b": compared.b, f"{name}_p_value": compared.p_value})
-    run_id = log_comparison(config.tracking, params, [found.as_row() for found in report.comparisons], figures)
+    run_id = log_online_comparison(config.tracking, report, rules, f"online: {log.path} + {feedback.path}",
+                                   a_reference=a_reference, b_reference=b_reference)  # fmt: skip
     print(f"mlflow run:    {run_id} (comparison.csv)")
     return OnlineRun(report, b.version, run_id)
 

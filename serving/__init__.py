@@ -2,7 +2,13 @@
 fallback variants in deployments of their own. The scorer itself is the top-level ``scoring`` package."""
 
 from serving._deploy import Endpoints, ServingError, app_from_args, app_settings, deploy, undeploy, wait_ready
-from serving._experiment import ExperimentRules, OnlineReport, experiment_rules, online_report
+from serving._experiment import (
+    ExperimentRules,
+    OnlineReport,
+    experiment_rules,
+    log_online_comparison,
+    online_report,
+)
 from serving._feedback import FeedbackReport, Outcome, create_feedback_table, record_feedback
 from serving._prediction_log import logged_request
 from serving._state import shadow_log
@@ -19,6 +25,7 @@ __all__ = [
     "create_feedback_table",
     "deploy",
     "experiment_rules",
+    "log_online_comparison",
     "logged_request",
     "online_report",
     "record_feedback",

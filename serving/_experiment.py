@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from comparison import Breach, Comparison, Guardrail, compare_routed, compare_shadowed, guardrail
-from pipeline.config import ExperimentConfig
+from pipeline.config import ExperimentConfig, TrackingConfig
 
 
 @dataclass(frozen=True)
@@ -120,3 +120,23 @@ def online_report(
     breaches = [line for found in guardrails for line in found.breaches(rules.max_error_rate, rules.max_p99_ms)]
     counted = {version: len(routed[version][0]) for version in (a, b)}
     return OnlineReport(a, b, comparisons, guardrails, counted, breaches)
+
+
+def log_online_comparison(
+    tracking: TrackingConfig, report: OnlineReport, rules: ExperimentRules, data: str, **context: str
+) -> str:
+    """The comparison's MLflow run, the same whether `compare --online` or the app's own move made it: the
+    versions, what was read (``data``), the rules, the breaches, the table (comparison.csv) and per version
+    its guardrails and each metric's values; ``context`` adds params (the references given, a move's
+    reason). Returns the run's id."""
+    from pipeline.tracking.registry import log_comparison
+
+    params: dict[str, Any] = {"a_version": report.a, "b_version": report.b, **context, "data": data,
+                              "alpha": rules.alpha, "mde": rules.mde, "metric": rules.metric,
+                              "breaches": "; ".join(map(str, report.breaches)) or "none"}  # fmt: skip
+    figures = {f"{found.version}_p99_ms": found.p99_ms for found in report.guardrails}
+    figures.update({f"{found.version}_error_rate": found.error_rate for found in report.guardrails})
+    for compared in report.comparisons:
+        name = compared.metric.replace(" ", "_").replace("(", "").replace(")", "")
+        figures.update({f"{name}_a": compared.a, f"{name}_b": compared.b, f"{name}_p_value": compared.p_value})
+    return log_comparison(tracking, params, [found.as_row() for found in report.comparisons], figures)

@@ -19,7 +19,7 @@ import ray
 from comparison import promotion_decision
 from pipeline.config import TrackingConfig
 from pipeline.tracking.facts import CHALLENGER, CHAMPION, PREVIOUS
-from serving._experiment import OnlineReport, online_report
+from serving._experiment import OnlineReport, log_online_comparison, online_report
 from serving._settings import STATE_NAMESPACE, WatchSettings
 
 logger = logging.getLogger("ray.serve")
@@ -39,12 +39,9 @@ def _aliases(tracking: TrackingConfig) -> dict[str, str]:
     return {alias: str(version) for alias, version in model.aliases.items()}
 
 
-def _record(tracking: TrackingConfig, report: OnlineReport, reason: str) -> str:
-    from pipeline.tracking.registry import log_comparison
-
-    params = {"a_version": report.a, "b_version": report.b, "data": "online, by the serving app", "reason": reason,
-              "breaches": "; ".join(map(str, report.breaches)) or "none"}  # fmt: skip
-    return log_comparison(tracking, params, [found.as_row() for found in report.comparisons], {})
+def _record(settings: WatchSettings, report: OnlineReport, reason: str) -> str:
+    return log_online_comparison(settings.tracking, report, settings.rules, "online, by the serving app",
+                                 reason=reason)  # fmt: skip
 
 
 def check_once(settings: WatchSettings) -> str | None:
@@ -62,14 +59,14 @@ def check_once(settings: WatchSettings) -> str | None:
         breached = report.breaches_of(champion)
         if breached:
             reason = f"auto rollback: {'; '.join(map(str, breached))}"
-            moved = rollback(settings.tracking, reason, _record(settings.tracking, report, reason))
+            moved = rollback(settings.tracking, reason, _record(settings, report, reason))
             return f"{reason}: @champion -> version {moved.version}"
     if settings.auto_promote and challenger is not None and challenger != champion:
         report = online_report(settings.log_path, settings.feedback_path, champion, challenger, settings.rules)
         decision = promotion_decision(report.comparisons[:1], settings.rules.metric)
         if decision.promote and not report.breaches_of(challenger):
             reason = f"auto promotion: {decision.reason}"
-            run_id = _record(settings.tracking, report, reason)
+            run_id = _record(settings, report, reason)
             promote(settings.tracking, challenger, reason=reason, comparison_run_id=run_id)
             return f"{reason}: @champion -> version {challenger}"
     return None
