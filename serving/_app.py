@@ -168,10 +168,11 @@ class Router:
         routed traffic; a variant whose alias does not exist yet is listed under `missing`."""
         await self._ensure_refresher()
         infos = await self.directory.refresh()
-        failing = sorted(name for name, info in infos.items() if not info["ready"] and not info["missing"])
-        missing = sorted(name for name, info in infos.items() if info["missing"])
+        failing = sorted(name for name, info in infos.items() if not info.ready and not info.missing)
+        missing = sorted(name for name, info in infos.items() if info.missing)
         ready = not failing and sum(self.directory.routable(self.weights).values()) > 0
-        body = {"status": "ready" if ready else "loading", "missing": missing, "variants": infos}
+        body = {"status": "ready" if ready else "loading", "missing": missing,
+                "variants": {name: info.as_json() for name, info in infos.items()}}  # fmt: skip
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def models(self) -> dict[str, Any]:
@@ -181,7 +182,7 @@ class Router:
         variants = {}
         for name, variant in self.settings.variants.items():
             variants[name] = {
-                **infos[name],
+                **infos[name].as_json(),
                 "alias": variant.source.alias,
                 "pinned_version": variant.source.version,
                 "weight": self.weights.get(name, 0.0),

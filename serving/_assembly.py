@@ -11,7 +11,7 @@ from serving._feedback import create_feedback_table
 from serving._prediction_log import create_log_table
 from serving._settings import AppSettings
 from serving._state import start_state
-from serving._variants import VariantAnswer, VariantSlot
+from serving._variants import VariantAnswer, VariantInfo, VariantSlot
 from serving._watch import start_watcher, stop_watcher
 
 
@@ -22,7 +22,7 @@ class SparkVariant:
     def __init__(self, variant: str, settings: AppSettings) -> None:
         self.slot = VariantSlot(variant, settings.variants[variant].source, allow_spark=True)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> VariantInfo:
         return self.slot.info()
 
     def reload(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from scoring import OnnxScorer
 from serving._contract import ServedVariant, VariantInputs
 from serving._requests import Envelope
 from serving._settings import AppSettings
-from serving._variants import VariantAnswer, VariantSlot
+from serving._variants import VariantAnswer, VariantInfo, VariantSlot
 
 # A Spark-scored variant whose replica does not say what it has loaded within this is taken as not ready
 # and gets no routed traffic until it does: calls to a lost replica wait for its replacement (its JVM
@@ -34,16 +34,16 @@ class VariantDirectory:
         self.versions: dict[str, str] = {}  # variant -> the version it has loaded
         self._trained_on: dict[str, int | None] = {}  # model version -> the Delta version it was trained on
 
-    async def refresh(self) -> dict[str, dict[str, Any]]:
+    async def refresh(self) -> dict[str, VariantInfo]:
         """Ask every variant what it has loaded; each configured variant's info, in the config's order."""
         infos = {name: slot.info() for name, slot in self.slots.items()}
         remote = await asyncio.gather(*(self._remote_info(name) for name in self.handles))
-        infos.update({info["variant"]: info for info in remote})
-        self.versions = {name: info["version"] for name, info in infos.items() if info["ready"]}
+        infos.update({info.variant: info for info in remote})
+        self.versions = {name: info.version for name, info in infos.items() if info.ready and info.version}
         for info in infos.values():
-            if info["ready"]:
-                trained_on = info.get("lineage", {}).get("data.delta_version")
-                self._trained_on[info["version"]] = int(trained_on) if trained_on is not None else None
+            if info.ready and info.version:
+                trained_on = info.lineage.get("data.delta_version")
+                self._trained_on[info.version] = int(trained_on) if trained_on is not None else None
         return {name: infos[name] for name in self.settings.variants}
 
     def version_of(self, variant: str) -> str:
@@ -107,16 +107,16 @@ class VariantDirectory:
             return await asyncio.to_thread(call, envelope.payload, self.settings.sticky_key)
         return call(envelope.payload, self.settings.sticky_key)
 
-    async def _remote_info(self, variant: str) -> dict[str, Any]:
+    async def _remote_info(self, variant: str) -> VariantInfo:
         try:
-            info: dict[str, Any] = await asyncio.wait_for(_awaited(self.handles[variant].info.remote()),
-                                                          REMOTE_STATUS_SECONDS)  # fmt: skip
+            info: VariantInfo = await asyncio.wait_for(_awaited(self.handles[variant].info.remote()),
+                                                       REMOTE_STATUS_SECONDS)  # fmt: skip
             return info
         except Exception as error:  # no replica answered (lost, being replaced): not ready, says why
-            return {"variant": variant, "source": self.settings.variants[variant].source.describe(),
-                    "ready": False, "missing": False,
-                    "error": f"no replica answered within {REMOTE_STATUS_SECONDS:g} s ({type(error).__name__}): "
-                             "one lost and being replaced?"}  # fmt: skip
+            reason = (f"no replica answered within {REMOTE_STATUS_SECONDS:g} s ({type(error).__name__}): one lost "
+                      "and being replaced?")  # fmt: skip
+            return VariantInfo(variant, self.settings.variants[variant].source.describe(), ready=False,
+                               missing=False, error=reason)  # fmt: skip
 
     async def _remote_inputs(self, variant: str) -> VariantInputs | None:
         try:

@@ -7,7 +7,7 @@ deployment (reached through a handle). No Serve import here.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
@@ -36,6 +36,32 @@ class VariantAnswer:
         return cls(status, version=version, field=field_name, reason=reason)
 
 
+@dataclass(frozen=True)
+class VariantInfo:
+    """A variant's status, read by attribute in the app and shown by /health and /models (``as_json``)."""
+
+    variant: str
+    source: str  # models:/<name>@<alias> or models:/<name>/<version>
+    ready: bool  # a version is loaded
+    missing: bool  # the alias does not exist yet (not a failure)
+    error: str | None  # why nothing is loaded
+    version: str | None = None
+    run_id: str | None = None
+    scorer: str | None = None  # onnx, or spark
+    scorer_reason: str | None = None
+    lineage: dict[str, str] = field(default_factory=dict)  # the version's data lineage and algorithm
+    inputs: list[dict[str, str]] = field(default_factory=list)  # name and type of each input
+    ignored_inputs: list[str] = field(default_factory=list)  # the training table's other columns
+    task: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The status of a variant with nothing loaded; with the loaded version's facts when ready."""
+        if not self.ready:
+            return {"variant": self.variant, "source": self.source, "ready": False, "missing": self.missing,
+                    "error": self.error}  # fmt: skip
+        return asdict(self)
+
+
 class VariantSlot:
     """Loads ``models:/<name>@<alias>`` (or a pinned version) and answers requests with it."""
 
@@ -62,24 +88,19 @@ class VariantSlot:
     def version(self) -> str | None:
         return self.model.version if self.model is not None else None
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> VariantInfo:
         """The variant's status as /health and /models show it."""
         model = self.model
-        base = {"variant": self.variant, "source": self.source.describe(), "ready": model is not None,
-                "missing": self.missing and model is None, "error": self.error}  # fmt: skip
         if model is None:
-            return base
-        return {
-            **base,
-            "version": model.version,
-            "run_id": model.run_id,
-            "scorer": model.scorer,
-            "scorer_reason": model.reason,
-            "lineage": model.lineage,
-            "inputs": [{"name": item.name, "type": item.describe()} for item in model.spec.inputs],
-            "ignored_inputs": list(model.spec.ignored),  # the training table's other columns
-            "task": model.spec.task,
-        }
+            return VariantInfo(self.variant, self.source.describe(), ready=False, missing=self.missing,
+                               error=self.error)  # fmt: skip
+        return VariantInfo(
+            self.variant, self.source.describe(), ready=True, missing=False, error=self.error,
+            version=model.version, run_id=model.run_id, scorer=model.scorer, scorer_reason=model.reason,
+            lineage=dict(model.lineage),
+            inputs=[{"name": item.name, "type": item.describe()} for item in model.spec.inputs],
+            ignored_inputs=list(model.spec.ignored), task=model.spec.task,
+        )  # fmt: skip
 
     def inputs(self) -> VariantInputs | None:
         """What the loaded version takes (its fields' JSON Schemas, as its scorer checks them); None unloaded."""

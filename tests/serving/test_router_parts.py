@@ -23,7 +23,7 @@ from serving._prediction_log import create_log_table
 from serving._registry import ModelSource
 from serving._requests import Envelope, Refused
 from serving._settings import AppSettings, VariantSettings
-from serving._variants import VariantAnswer
+from serving._variants import VariantAnswer, VariantInfo
 
 
 class _Method:
@@ -39,8 +39,9 @@ class _Handle:
 
     def __init__(self, variant: str, version: str | None, delta_version: str | None = None) -> None:
         ready = version is not None
-        info = {"variant": variant, "ready": ready, "missing": not ready, "version": version,
-                "lineage": {"data.delta_version": delta_version} if delta_version else {}}  # fmt: skip
+        info = VariantInfo(variant, f"models:/demo@{variant}", ready=ready, missing=not ready, error=None,
+                           version=version,
+                           lineage={"data.delta_version": delta_version} if delta_version else {})  # fmt: skip
         self.info = _Method(info)
         self.inputs = _Method(None)
         self.score = _Method(VariantAnswer(200, version=version, scorer="spark", output=b"[1]"))
@@ -76,7 +77,7 @@ def _directory() -> VariantDirectory:
 def test_the_directory_knows_the_loaded_versions_and_what_reaches_them() -> None:
     directory = _directory()
     infos = asyncio.run(directory.refresh())
-    assert list(infos) == ["champion", "challenger"] and infos["challenger"]["missing"] is True
+    assert list(infos) == ["champion", "challenger"] and infos["challenger"].missing is True
     assert directory.versions == {"champion": "3"}  # the missing alias is not loaded
     assert directory.trained_on("3") == 7 and directory.trained_on("9") is None
     assert directory.version_of("challenger") == "none"
@@ -117,7 +118,8 @@ def test_a_spark_variant_whose_replica_does_not_answer_is_not_routed_to_and_its_
     started = time.monotonic()
     infos = asyncio.run(directory.refresh())
     assert time.monotonic() - started < 2
-    assert infos["fallback"]["ready"] is False and "no replica answered within 0.2 s" in infos["fallback"]["error"]
+    lost_info = infos["fallback"]
+    assert lost_info.ready is False and "no replica answered within 0.2 s" in (lost_info.error or "")
     assert directory.routable({"champion": 0.9, "fallback": 0.1}) == {"champion": 0.9}
     answer = asyncio.run(directory.call("fallback", "score", Envelope({"instances": [{}]}, 1, None, None)))
     assert answer.status == 503 and "serving.variant_timeout_s = 0.3 s" in (answer.reason or ""), answer
