@@ -42,7 +42,7 @@ def start_detached_head(
     Serve's mode (high-throughput unless turned off). Returns once ``ray start`` says the runtime started.
 
     On a loaded machine ``ray start`` can give up on its own raylet ("The current node timed out during
-    startup": Ray waits 30 s for it, a constant; seen on a slow 2-core machine, 2026-12-04): such a start
+    startup": Ray waits 30 s for it, a constant, which a slow 2-core machine can exceed): such a start
     is stopped and tried again, at most ``attempts`` times, as KubeRay restarts a head pod."""
     prepare_process_environment(find_java())
     for attempt in range(1, attempts + 1):

@@ -26,7 +26,7 @@ _MODE_VARIABLES = ("RAY_SERVE_ENABLE_HA_PROXY", "RAY_SERVE_THROUGHPUT_OPTIMIZED"
 # HAProxy but the controller's health check of its proxy actor (3 failed checks in a row): every 10 s by
 # default, so the app was down for over 30 s. Every second: ~4 s. A check may take Ray's default 10 s
 # and a new proxy 30 s to report ready (default 5 s): on a busy node (2 cores under two Ray clusters'
-# start-up, 2026-12-06) shorter bounds failed proxies that were only slow, and Serve replaced them in a
+# start-up) shorter bounds failed proxies that were only slow, and Serve replaced them in a
 # loop until a deploy gave up with ActorDiedError. A dead HAProxy fails its check at once: still ~4 s.
 # A stopping ingress replica stays open for Serve's minimum drain period (30 s by default, meant for an
 # external load balancer's deregistration) before it stops: every redeploy, `serve --stop` and alias
