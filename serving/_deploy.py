@@ -145,8 +145,8 @@ def deploy(
         _wait_running(settings, timeout, deadline)
         health = wait_ready(urls.health, max(deadline - time.monotonic(), 1.0))
     except ServingError:
-        if not was_running:
-            undeploy(settings.app_name)
+        if not was_running:  # deleted in the background: the one line comes at the timeout, not after a drain
+            undeploy(settings.app_name, wait=False)
         raise
     return Endpoints(urls.api, urls.docs, urls.health, urls.admin, health.get("variants", {}))
 
@@ -244,15 +244,16 @@ def _watch_settings(config: PipelineConfig) -> WatchSettings | None:
                          experiment.auto_rollback, experiment.check_seconds)  # fmt: skip
 
 
-def undeploy(app_name: str) -> bool:
-    """Delete the app, its state actor and its experiment watcher; False when there was no such app."""
+def undeploy(app_name: str, wait: bool = True) -> bool:
+    """Delete the app, its state actor and its experiment watcher; False when there was no such app.
+    ``wait=False`` returns once Serve has the deletion in hand (its replicas drain and stop after)."""
     from ray import serve
 
     from serving._watch import stop_watcher
 
     known = app_name in serve.status().applications
     if known:
-        serve.delete(app_name)
+        serve.delete(app_name, _blocking=wait)
     kill_state(app_name)
     stop_watcher(app_name)
     return known

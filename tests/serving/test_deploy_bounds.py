@@ -35,8 +35,12 @@ def test_replicas_that_cannot_be_placed_end_the_deploy_within_its_timeout(runtim
         assert re.search(r"router has [01] of 2 replica\(s\) running \(", message), message
         assert "serving.max_replicas_per_node = 1 per deployment and node" in message, message
         assert "CPU(s) and" in message and "GiB of memory free on 1 node(s)" in message, message
-        # The timeout counts from the call; Serve's own start (its controller and proxy) is inside it.
-        assert 15 <= took < 15 + 20, took
+        # The timeout counts from the call; Serve's own start (its controller and proxy) is inside it, and the
+        # new app's deletion runs on after the error (its running replica drains: 21 s with both cores loaded).
+        assert 15 <= took < 15 + 10, took
+        deadline = time.monotonic() + 120
+        while "unplaceable" in serve.status().applications and time.monotonic() < deadline:
+            time.sleep(0.5)
         assert "unplaceable" not in serve.status().applications  # a new app that never ran is not left behind
     finally:
         serve.shutdown()
