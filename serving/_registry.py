@@ -19,7 +19,8 @@ from pipeline.tracking.facts import (
     ONNX_SCORER,
     SCORER_REASON_TAG,
     SCORER_TAG,
-    model_uri,
+    alias_uri,
+    version_uri,
 )
 from scoring import (
     PREDICTION,
@@ -63,7 +64,9 @@ class ModelSource:
     version: str | None = None
 
     def describe(self) -> str:
-        return model_uri(self.model_name, self.version or f"@{self.alias}")
+        if self.version:
+            return version_uri(self.model_name, self.version)
+        return alias_uri(self.model_name, str(self.alias))
 
 
 @dataclass
@@ -145,7 +148,7 @@ def load_model(source: ModelSource, threads: int = 1, allow_spark: bool = True) 
         schemas = tuple(item.json_schema() for item in spec.inputs)
         return LoadedModel(version, entity.run_id, "onnx", "", spec, lineage, scorer.score, schemas, recommender)
     reason = tags.get(SCORER_REASON_TAG, "no ONNX scorer was logged with this version")
-    fallback = SparkFallback(model_uri(source.model_name, version), spec, source.tracking_uri)
+    fallback = SparkFallback(version_uri(source.model_name, version), spec, source.tracking_uri)
     schemas = tuple(item.json_schema(fallback.integer_ranges.get(item.name)) for item in spec.inputs)
     return LoadedModel(version, entity.run_id, "spark", reason, spec, lineage, fallback.score, schemas)
 

@@ -183,7 +183,7 @@ def dashboard_failure(kwargs: dict[str, Any], message: str) -> str:
     """One line for a local Ray whose dashboard did not start: where it was to listen, Ray's reason (the last
     line of its log that names one), and what to change."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    reasons = [line for line in lines if "Error" in line or "error" in line or "already in use" in line]
+    reasons = [line for line in lines if "error" in line.lower() or "already in use" in line]
     reason = (reasons or lines or ["no reason given"])[-1]
     where = f"{kwargs.get('dashboard_host')}:{kwargs.get('dashboard_port')}"
     return (

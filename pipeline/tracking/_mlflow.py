@@ -29,6 +29,7 @@ from pipeline.tracking.facts import (
     SCORER_REASON_TAG,
     SCORER_TAG,
     model_uri,
+    version_uri,
 )
 from scoring import SCORER_ARTIFACT, SCORER_FACTORS, SCORER_ONNX, SCORER_SPEC
 
@@ -129,7 +130,7 @@ def log_training(
             model_name=config.tracking.registered_model,
             version=version,
             alias=alias,
-            model_uri=model_uri(config.tracking.registered_model, version),
+            model_uri=version_uri(config.tracking.registered_model, version),
             scorer=exported.scorer,
             scorer_reason=exported.reason,
         )
@@ -213,7 +214,7 @@ def model_inputs(tracking: TrackingConfig, version: str) -> list[tuple[str, str]
     import mlflow
 
     connect(tracking)
-    signature = mlflow.models.get_model_info(model_uri(tracking.registered_model, version)).signature
+    signature = mlflow.models.get_model_info(version_uri(tracking.registered_model, version)).signature
     if signature is None or signature.inputs is None:
         return []
     return [(str(column.name), str(column.type.name)) for column in signature.inputs.inputs]

@@ -1,8 +1,9 @@
 """The registry's facts, one place for each: alias names, the tags a registered version carries (its
-lineage, its algorithm, which scorer serves it and why) and the ``models:/`` URI of a version or alias.
+lineage, its algorithm, which scorer serves it and why), the ``models:/`` URI of a version or alias, and
+the outcome record a training job leaves for whoever polls it.
 
-Plain names and one pure function, no MLflow or engine import: the training side writes these tags, and
-the serving app (which must not import Spark) reads them by the same names."""
+No MLflow or engine import: the training side writes these tags and records, and the serving app (which
+must not import Spark) reads them by the same names and the same class."""
 
 from __future__ import annotations
 
@@ -32,9 +33,19 @@ ONNX_SCORER = "onnx"
 
 
 def model_uri(model: str, reference: str | int) -> str:
-    """``models:/`` URI of a registered version (``3``) or alias (``champion``, ``@champion``)."""
+    """``models:/`` URI of what a user names: a version number (``3``, also as ``@3``) or an alias
+    (``champion``, ``@champion``)."""
     reference = str(reference).removeprefix("@")
-    return f"models:/{model}/{reference}" if reference.isdigit() else f"models:/{model}@{reference}"
+    return version_uri(model, reference) if reference.isdigit() else alias_uri(model, reference)
+
+
+def version_uri(model: str, version: str | int) -> str:
+    return f"models:/{model}/{version}"
+
+
+def alias_uri(model: str, alias: str) -> str:
+    """An alias's URI, whatever its name (MLflow allows an alias of digits only)."""
+    return f"models:/{model}@{alias}"
 
 
 @dataclass(frozen=True)
@@ -92,5 +103,7 @@ __all__ = [
     "SCORER_REASON_TAG",
     "SCORER_TAG",
     "TrainOutcome",
+    "alias_uri",
     "model_uri",
+    "version_uri",
 ]

@@ -35,3 +35,12 @@ def test_a_jobs_outcome_is_written_whole_and_read_back_by_the_same_class(tmp_pat
     path.write_text("{half a reco")
     assert TrainOutcome.read(path) is None and TrainOutcome.read(tmp_path / "none.json") is None
     assert TrainOutcome.from_record({"version": "2", "unknown": 1}) == TrainOutcome(status="FAILED", version="2")
+
+
+def test_a_served_alias_of_digits_stays_an_alias() -> None:
+    """What a user names goes through ``model_uri`` (digits: a version); a variant's configured alias is an
+    alias whatever its name (MLflow allows ``2024``)."""
+    from serving._registry import ModelSource
+
+    assert ModelSource("sqlite://", "m", alias="2024").describe() == "models:/m@2024"
+    assert ModelSource("sqlite://", "m", version="3").describe() == "models:/m/3"
