@@ -36,14 +36,22 @@ def write_config(root: Path, address: str, rows: int, name: str) -> Path:
     raw: dict[str, Any] = {
         "root": str(root),
         "ray": {"address": address},
-        "spark": {"num_executors": 2, "executor_cores": 1, "executor_memory": "2g", "placement_strategy": "SPREAD",
-                  "configs": {"spark.sql.shuffle.partitions": 8, "spark.ui.showConsoleProgress": False}},
-        "data": {"source": {"path": "data/bench"}, "label": "label",
-                 "ingest": {"generate": {"generator": "classification", "rows": rows, "seed": 42}}},
+        "spark": {
+            "num_executors": 2,
+            "executor_cores": 1,
+            "executor_memory": "2g",
+            "placement_strategy": "SPREAD",
+            "configs": {"spark.sql.shuffle.partitions": 8, "spark.ui.showConsoleProgress": False},
+        },
+        "data": {
+            "source": {"path": "data/bench"},
+            "label": "label",
+            "ingest": {"generate": {"generator": "classification", "rows": rows, "seed": 42}},
+        },
         "model": {"algorithm": "logistic_regression", "hyperparameters": {"maxIter": 30}},
         "tuning": {"search": "grid", "space": GRID, "max_concurrent_trials": 2, "trial_cpus": 1, "name": name},
         "tracking": {"experiment": "bench", "registered_model": "bench"},
-    }  # fmt: skip
+    }
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -53,8 +61,14 @@ def cli(*args: str) -> float:
     """Run ``python -m pipeline ARGS``; its wall time in seconds (fails loudly)."""
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"pipeline {' '.join(args)} failed:\n{done.stderr[-3000:]}")
     return time.monotonic() - started
@@ -63,10 +77,13 @@ def cli(*args: str) -> float:
 def on_cluster(root: Path, nodes: int, cpus_per_node: int, rows: int, ingest: bool) -> float:
     """Start a head (+ workers), optionally ingest, time the sweep, stop everything."""
     logs = root / "logs"
-    head = start_detached_head(RayConfig(dashboard=False, num_cpus=cpus_per_node), logs / f"head-{nodes}.log",
-                               high_throughput=False)  # fmt: skip
-    workers = [start_worker_node(head.address, logs / f"worker-{nodes}-{i}.log", cpus_per_node, f"127.0.0.{i + 2}")
-               for i in range(nodes - 1)]  # fmt: skip
+    head = start_detached_head(
+        RayConfig(dashboard=False, num_cpus=cpus_per_node), logs / f"head-{nodes}.log", high_throughput=False
+    )
+    workers = [
+        start_worker_node(head.address, logs / f"worker-{nodes}-{i}.log", cpus_per_node, f"127.0.0.{i + 2}")
+        for i in range(nodes - 1)
+    ]
     try:
         time.sleep(10)  # the workers register with the head
         name = f"sweep-{nodes}-nodes-{free_port()}"
@@ -89,8 +106,10 @@ def main() -> None:
         root = Path(folder)
         one = on_cluster(root, nodes=1, cpus_per_node=4, rows=args.rows, ingest=True)
         two = on_cluster(root, nodes=2, cpus_per_node=2, rows=args.rows, ingest=False)
-    print(f"\nsweep of {len(GRID['regParam']) * len(GRID['elasticNetParam'])} configs over {args.rows} rows "
-          "(wall time of `pipeline tune`, Spark start-up, refit and registration included)")  # fmt: skip
+    print(
+        f"\nsweep of {len(GRID['regParam']) * len(GRID['elasticNetParam'])} configs over {args.rows} rows "
+        "(wall time of `pipeline tune`, Spark start-up, refit and registration included)"
+    )
     print(f"{'case':<34}{'seconds':>10}{'vs (a)':>9}")
     print(f"{'(a) 1 node x 4 CPUs':<34}{one:>10.1f}{1.0:>9.2f}")
     print(f"{'(b) 2 nodes x 2 CPUs, SPREAD':<34}{two:>10.1f}{two / one:>9.2f}")

@@ -74,8 +74,10 @@ def main() -> None:
                 onnx_ms = (time.perf_counter() - started) / 200 * 1e3
             difference = "-" if exported.max_difference is None else f"{exported.max_difference:.2g}"
             onnx_text = "-" if onnx_ms is None else f"{onnx_ms:.3f}"
-            lines.append(f"| `{name}` | {exported.scorer} | {difference} ({exported.rows_compared}) | "
-                         f"{onnx_text} | {spark_ms:.0f} | {exported.reason or ''} |")  # fmt: skip
+            lines.append(
+                f"| `{name}` | {exported.scorer} | {difference} ({exported.rows_compared}) | "
+                f"{onnx_text} | {spark_ms:.0f} | {exported.reason or ''} |"
+            )
     print("\n| algorithm | scorer | largest difference (rows) | ONNX ms/row | Spark ms/row | reason |")
     print("| --- | --- | --- | --- | --- | --- |")
     print("\n".join(lines))

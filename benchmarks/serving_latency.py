@@ -51,13 +51,21 @@ def make_config(root: Path, rows: int, port: int, high_throughput: bool) -> Pipe
     raw = {
         "ray": {"dashboard": False, "num_cpus": 2},
         "spark": {"executor_memory": "2g", "configs": {"spark.sql.shuffle.partitions": 4}},
-        "data": {"source": {"path": str(root / "data")}, "label": "label",
-                 "ingest": {"generate": {"generator": "classification", "rows": rows, "seed": 42}}},
+        "data": {
+            "source": {"path": str(root / "data")},
+            "label": "label",
+            "ingest": {"generate": {"generator": "classification", "rows": rows, "seed": 42}},
+        },
         "model": {"algorithm": "random_forest", "hyperparameters": {"numTrees": 50, "maxDepth": 8}},
         "tracking": {"uri": f"sqlite:///{root}/mlflow.db", "experiment": "bench", "registered_model": "bench"},
-        "serving": {"port": port, "variants": {"champion": {"weight": 1.0}}, "ingress_replicas": REPLICAS,
-                    "high_throughput": high_throughput, "max_body_bytes": 64 * 1024 * 1024},
-    }  # fmt: skip
+        "serving": {
+            "port": port,
+            "variants": {"champion": {"weight": 1.0}},
+            "ingress_replicas": REPLICAS,
+            "high_throughput": high_throughput,
+            "max_body_bytes": 64 * 1024 * 1024,
+        },
+    }
     return config_from_dict(raw, base_dir=root, environ={}, checks=[check_model])
 
 
@@ -190,8 +198,23 @@ def mlflow_server(config: PipelineConfig, version: str, port: int, log: Path) ->
     # It execs `uvicorn` by name: this venv's bin must be on PATH.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": config.tracking.uri, "PATH": path}
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/bench/{version}",
-               "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        f"models:/bench/{version}",
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     with log.open("wb") as output:
         return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -333,8 +356,9 @@ def main() -> None:
         body = json.dumps({"instances": records[:1]}).encode()
         batch = json.dumps({"instances": records}).encode()
         # On, off, disk, twice: they differ by less than this machine's drift, which alternating evens out.
-        with console.timed("High-throughput mode: ours (prediction log on, off, waiting for disk; twice), "
-                           "then the empty app"):  # fmt: skip
+        with console.timed(
+            "High-throughput mode: ours (prediction log on, off, waiting for disk; twice), then the empty app"
+        ):
             configs = [config, without_log(config), waiting_for_disk(config)] * 2
             on_1, off_1, disk_1, on_2, off_2, disk_2, floor = serve_rows(configs, body, batch, args.seconds, root)
         results["(a) ours, high-throughput"] = mean_row(on_1, on_2)

@@ -156,8 +156,14 @@ def unlogged(config: PipelineConfig, request_ids: list[str], wait: float) -> tup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="how long the load runs")
-    parser.add_argument("--every", type=float, nargs=2, default=(30.0, 60.0), metavar=("MIN", "MAX"),
-                        help="seconds between kills, drawn uniformly")  # fmt: skip
+    parser.add_argument(
+        "--every",
+        type=float,
+        nargs=2,
+        default=(30.0, 60.0),
+        metavar=("MIN", "MAX"),
+        help="seconds between kills, drawn uniformly",
+    )
     parser.add_argument("--clients", type=int, default=4, help="HTTP clients sending back to back")
     parser.add_argument("--seed", type=int, default=7, help="of the kills' order and times")
     args = parser.parse_args()
@@ -185,8 +191,10 @@ def main() -> None:
                 kills.append(kill_and_watch(load, target, started, watch=min(pause, 25.0)))
                 done = kills[-1]
                 recovered = "never" if done.recovery is None else f"{done.recovery:.2f} s"
-                print(f"{done.at:7.1f} s  {target:<30} failures {dict(done.failures) or 0}, 200 again {recovered}",
-                      flush=True)  # fmt: skip
+                print(
+                    f"{done.at:7.1f} s  {target:<30} failures {dict(done.failures) or 0}, 200 again {recovered}",
+                    flush=True,
+                )
             time.sleep(max(0.0, end - time.monotonic()))
         finally:
             load.stop()
@@ -203,8 +211,10 @@ def main() -> None:
     print(f"not 2xx            {sum(failed.values()):,}  {failed}")
     print(f"answered, unlogged {missing}  (must be 0); logged twice {twice}")
     if recoveries:
-        print(f"200 again after a kill: median {statistics.median(recoveries):.2f} s, max {max(recoveries):.2f} s "
-              f"({len(kills) - len(recoveries)} never within the watch)")  # fmt: skip
+        print(
+            f"200 again after a kill: median {statistics.median(recoveries):.2f} s, max {max(recoveries):.2f} s "
+            f"({len(kills) - len(recoveries)} never within the watch)"
+        )
     for target in sorted(TARGETS):
         own = [kill for kill in kills if kill.target == target]
         if own:

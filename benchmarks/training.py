@@ -63,12 +63,16 @@ def make_config(
 ) -> PipelineConfig:
     raw = {
         "ray": {"dashboard": False},
-        "spark": {"num_executors": 1, "executor_cores": 2, "executor_memory": "6g",
-                  "configs": {"spark.sql.shuffle.partitions": 8, "spark.ui.showConsoleProgress": False}},
+        "spark": {
+            "num_executors": 1,
+            "executor_cores": 2,
+            "executor_memory": "6g",
+            "configs": {"spark.sql.shuffle.partitions": 8, "spark.ui.showConsoleProgress": False},
+        },
         "data": {"source": {"path": str(table)}, "label": "label", "split": {"test_fraction": 0.2, "seed": 42}},
         "features": features,
         "model": {"algorithm": algorithm, "hyperparameters": params},
-    }  # fmt: skip
+    }
     return config_from_dict(raw, base_dir=root, environ={}, checks=[check_model])
 
 
@@ -104,8 +108,11 @@ def sklearn_run(train_df: Any, test_df: Any, case: str, model: str) -> tuple[flo
             as_tokens = FunctionTransformer(lambda frame: [[str(v)] for v in frame[column]], validate=False)
             return make_pipeline(as_tokens, FeatureHasher(n_features=10_000, input_type="string"))
 
-        transformers = [("num", numeric, NUMERIC), ("user", hashed("user_id"), ["user_id"]),
-                        ("merchant", hashed("merchant_category"), ["merchant_category"])]  # fmt: skip
+        transformers = [
+            ("num", numeric, NUMERIC),
+            ("user", hashed("user_id"), ["user_id"]),
+            ("merchant", hashed("merchant_category"), ["merchant_category"]),
+        ]
     else:
         fill = FunctionTransformer(lambda frame: frame.astype(object).where(frame.notna(), "missing"))
         categorical = make_pipeline(fill, OneHotEncoder(handle_unknown="ignore"))
@@ -159,9 +166,17 @@ def main() -> None:
                         trained = train(spark, config, Console(quiet=True))
                     metrics = trained.metrics
                     results.append(
-                        Row(rows, label, "pipeline (Spark)", trained.fit_seconds, trained.seconds,
-                            trained.train_rows, metrics["auc_roc"], metrics["accuracy"])
-                    )  # fmt: skip
+                        Row(
+                            rows,
+                            label,
+                            "pipeline (Spark)",
+                            trained.fit_seconds,
+                            trained.seconds,
+                            trained.train_rows,
+                            metrics["auc_roc"],
+                            metrics["accuracy"],
+                        )
+                    )
                     if args.no_sklearn:
                         continue
                     needed = [*NUMERIC, *CATEGORICAL, "user_id", "label"]
@@ -186,8 +201,10 @@ def main() -> None:
         f"{'AUC':>7} {'accuracy':>9}"
     )
     for row in results:
-        print(f"{row.rows:>10,} {row.case:<10} {row.engine:<18} {row.seconds:>8.1f} {row.total:>8.1f} "
-              f"{row.rows_per_second:>11,.0f} {row.auc:>7.4f} {row.accuracy:>9.4f}")  # fmt: skip
+        print(
+            f"{row.rows:>10,} {row.case:<10} {row.engine:<18} {row.seconds:>8.1f} {row.total:>8.1f} "
+            f"{row.rows_per_second:>11,.0f} {row.auc:>7.4f} {row.accuracy:>9.4f}"
+        )
     if len(args.rows) > 1:
         print("\nTime growth from the smallest to the largest row count (x rows -> x time):")
         small, large = min(args.rows), max(args.rows)

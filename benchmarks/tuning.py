@@ -43,8 +43,10 @@ GRID = {"regParam": [0.001, 0.01, 0.1, 1.0], "elasticNetParam": [0.0, 0.5]}  # 8
 
 # The costly-features case: a 50,000-value id hashed into 10,000 slots and a 12-word memo as TF-IDF over
 # 10,000 slots, beside the generated columns (which the features infer as usual).
-COSTLY_FEATURES = {"merchant_id": {"type": "hashed", "num_features": 10_000},
-                   "memo": {"type": "text", "num_features": 10_000}}  # fmt: skip
+COSTLY_FEATURES = {
+    "merchant_id": {"type": "hashed", "num_features": 10_000},
+    "memo": {"type": "text", "num_features": 10_000},
+}
 
 
 def make_config(
@@ -57,17 +59,30 @@ def make_config(
 ) -> PipelineConfig:
     raw = {
         "ray": {"dashboard": False, "num_cpus": 4},
-        "spark": {"num_executors": 1, "executor_cores": 2, "executor_memory": "4g",
-                  "configs": {"spark.sql.shuffle.partitions": 8, "spark.ui.showConsoleProgress": False}},
-        "data": {"source": {"path": str(root / ("data-costly" if costly else "data"))}, "label": "label",
-                 "ingest": {"generate": {"generator": "classification", "rows": rows, "seed": 42}}},
+        "spark": {
+            "num_executors": 1,
+            "executor_cores": 2,
+            "executor_memory": "4g",
+            "configs": {"spark.sql.shuffle.partitions": 8, "spark.ui.showConsoleProgress": False},
+        },
+        "data": {
+            "source": {"path": str(root / ("data-costly" if costly else "data"))},
+            "label": "label",
+            "ingest": {"generate": {"generator": "classification", "rows": rows, "seed": 42}},
+        },
         "model": {"algorithm": "logistic_regression", "hyperparameters": {"maxIter": 30}},
         "features": {"columns": COSTLY_FEATURES if costly else {}},
         "evaluation": {"cv_folds": cv_folds},
-        "tuning": {"search": "grid", "space": GRID, "max_concurrent_trials": 2, "name": name,
-                   "storage": str(root / "ray_results"), "early_stopping": early_stopping},
+        "tuning": {
+            "search": "grid",
+            "space": GRID,
+            "max_concurrent_trials": 2,
+            "name": name,
+            "storage": str(root / "ray_results"),
+            "early_stopping": early_stopping,
+        },
         "tracking": {"uri": f"sqlite:///{root}/mlflow.db", "experiment": "bench", "registered_model": "bench"},
-    }  # fmt: skip
+    }
     return config_from_dict(raw, base_dir=root, environ={}, checks=[check_model, check_tuning])
 
 
@@ -109,11 +124,18 @@ def _mllib_approach(label: str, pipeline: Any, train: Any) -> None:
     grid = builder.build()
     evaluator = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="probability")
     if label == TVS:
-        TrainValidationSplit(estimator=pipeline, estimatorParamMaps=grid, evaluator=evaluator, trainRatio=0.8,
-                             parallelism=2, seed=42).fit(train)  # fmt: skip
+        TrainValidationSplit(
+            estimator=pipeline,
+            estimatorParamMaps=grid,
+            evaluator=evaluator,
+            trainRatio=0.8,
+            parallelism=2,
+            seed=42,
+        ).fit(train)
     elif label == CV:
-        CrossValidator(estimator=pipeline, estimatorParamMaps=grid, evaluator=evaluator, numFolds=3,
-                       parallelism=2, seed=42).fit(train)  # fmt: skip
+        CrossValidator(
+            estimator=pipeline, estimatorParamMaps=grid, evaluator=evaluator, numFolds=3, parallelism=2, seed=42
+        ).fit(train)
     else:
         fit_part, validation = train.randomSplit([0.8, 0.2], seed=42)
         scores = [evaluator.evaluate(pipeline.fit(fit_part, params).transform(validation)) for params in grid]
@@ -124,8 +146,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--no-mllib", action="store_true", help="only the pipeline's sweeps")
-    parser.add_argument("--case", choices=("all", "standard", "costly"), default="all",
-                        help="standard: (a)-(e); costly: the costly-features case (f)/(g); all: both")  # fmt: skip
+    parser.add_argument(
+        "--case",
+        choices=("all", "standard", "costly"),
+        default="all",
+        help="standard: (a)-(e); costly: the costly-features case (f)/(g); all: both",
+    )
     args = parser.parse_args()
     console = Console()
     table: list[str] = []
@@ -146,11 +172,15 @@ def standard_case(root: Path, rows: int, with_mllib: bool, console: Console) -> 
     sweeps = (
         ("(a) pipeline tune, holdout", holdout),
         ("(a-cv) pipeline tune, 3-fold CV", make_config(root, rows, 3, "cv3")),
-        ("(e) pipeline tune, holdout + ASHA over data fraction",
-         make_config(root, rows, None, "asha", early_stopping={**rungs, "budget": "data"})),
-        ("(e-it) pipeline tune, holdout + ASHA over maxIter",
-         make_config(root, rows, None, "asha-it", {**rungs, "budget": "iterations"})),
-    )  # fmt: skip
+        (
+            "(e) pipeline tune, holdout + ASHA over data fraction",
+            make_config(root, rows, None, "asha", early_stopping={**rungs, "budget": "data"}),
+        ),
+        (
+            "(e-it) pipeline tune, holdout + ASHA over maxIter",
+            make_config(root, rows, None, "asha-it", {**rungs, "budget": "iterations"}),
+        ),
+    )
     _write_data(holdout, console)  # from a short-lived Spark in a helper process of Ray
     ours: dict[str, SweepResult] = {}
     for label, config in sweeps:
@@ -160,8 +190,11 @@ def standard_case(root: Path, rows: int, with_mllib: bool, console: Console) -> 
     a, a_cv = ours["(a) pipeline tune, holdout"], ours["(a-cv) pipeline tune, 3-fold CV"]
     target = a.best.metrics["auc_roc"] * (1 - 0.005) if a.best else float("nan")
 
-    lines = [f"\n{rows:,} rows, {len(list(itertools.product(*GRID.values())))} configs (logistic regression), "
-             "1 executor x 2 cores, 2 trials at a time", f"{'approach':<55} {'seconds':>8}  notes"]  # fmt: skip
+    lines = [
+        f"\n{rows:,} rows, {len(list(itertools.product(*GRID.values())))} configs (logistic regression), "
+        "1 executor x 2 cores, 2 trials at a time",
+        f"{'approach':<55} {'seconds':>8}  notes",
+    ]
     lines += [_sweep_line(label, result) for label, result in ours.items()]
     lines += [f"{label:<55} {seconds:>8.1f}" for label, seconds in mllib.items()]
     lines.append("\nper trial (mean): Tune's trial time = the actor's fits + the rest (Tune, Ray, the actor call)")
@@ -173,9 +206,11 @@ def standard_case(root: Path, rows: int, with_mllib: bool, console: Console) -> 
             lines.append(f"  {label:<55} {total:>6.1f} s = fit {fits:.1f} s + {total - fits:.1f} s")
     if mllib:
         b, c, d = mllib[TVS], mllib[CV], mllib[LOOP]
-        lines += [f"\nratio (a)/(b)       = {tuning_seconds(a) / b:.2f}   (target <= 0.8)",
-                  f"ratio (a)/(d)       = {tuning_seconds(a) / d:.2f}   (target <= 1.0)",
-                  f"ratio (a-cv)/(c)    = {tuning_seconds(a_cv) / c:.2f}   (target <= 0.8)"]  # fmt: skip
+        lines += [
+            f"\nratio (a)/(b)       = {tuning_seconds(a) / b:.2f}   (target <= 0.8)",
+            f"ratio (a)/(d)       = {tuning_seconds(a) / d:.2f}   (target <= 1.0)",
+            f"ratio (a-cv)/(c)    = {tuning_seconds(a_cv) / c:.2f}   (target <= 0.8)",
+        ]
     lines.append(
         f"\ntime from the first trial's start to a validation auc_roc >= {target:.4f} (grid best - 0.5%):"
     )
@@ -194,23 +229,30 @@ def costly_case(root: Path, rows: int, with_mllib: bool, console: Console) -> li
     label = "(f) pipeline tune, holdout, costly features"
     with console.timed(label):
         sweep = run_sweep(config, Console(quiet=True))
-    lines = [f"\ncostly features ({rows:,} rows): the generated columns plus a 50,000-value id hashed into "
-             "10,000 slots and a 12-word memo as TF-IDF (10,000 slots)", _sweep_line(label, sweep)]  # fmt: skip
+    lines = [
+        f"\ncostly features ({rows:,} rows): the generated columns plus a 50,000-value id hashed into "
+        "10,000 slots and a 12-word memo as TF-IDF (10,000 slots)",
+        _sweep_line(label, sweep),
+    ]
     if with_mllib:
         tvs = mllib_runs(config, console, (TVS,))[TVS]
-        lines += [f"{'(g) MLlib TrainValidationSplit(parallelism=2)':<55} {tvs:>8.1f}",
-                  f"ratio (f)/(g)       = {tuning_seconds(sweep) / tvs:.2f}   (target <= 0.5)"]  # fmt: skip
+        lines += [
+            f"{'(g) MLlib TrainValidationSplit(parallelism=2)':<55} {tvs:>8.1f}",
+            f"ratio (f)/(g)       = {tuning_seconds(sweep) / tvs:.2f}   (target <= 0.5)",
+        ]
     return lines
 
 
 def _sweep_line(label: str, result: SweepResult) -> str:
     seconds = tuning_seconds(result)
     refit_fit = result.refit.fit_seconds if result.refit else 0.0
-    return (f"{label:<55} {seconds:>8.1f}  features {result.features_seconds:.1f} | trials "
-            f"{result.trials_seconds:.1f} (overlapping: {result.search_seconds:.1f}) + refit {refit_fit:.1f}; "
-            f"apart: reading/checking/caching "
-            f"{result.startup_seconds:.1f}, test/plots/ONNX/MLflow/registration "
-            f"{result.seconds - seconds - result.startup_seconds:.1f}")  # fmt: skip
+    return (
+        f"{label:<55} {seconds:>8.1f}  features {result.features_seconds:.1f} | trials "
+        f"{result.trials_seconds:.1f} (overlapping: {result.search_seconds:.1f}) + refit {refit_fit:.1f}; "
+        f"apart: reading/checking/caching "
+        f"{result.startup_seconds:.1f}, test/plots/ONNX/MLflow/registration "
+        f"{result.seconds - seconds - result.startup_seconds:.1f}"
+    )
 
 
 def tuning_seconds(result: SweepResult) -> float:
@@ -272,10 +314,12 @@ def _with_costly_columns(frame: Any) -> Any:
         lambda i: F.concat(F.lit("w"), (draw(i, 3000) * draw(i + 100, 3000) / 3000).cast("int").cast("string")),
     )
     urgent = F.when(draw(F.lit("u"), 100) < F.when(F.col("label") == 1, 30).otherwise(3), F.lit("urgent"))
-    return frame.withColumns({
-        "merchant_id": F.concat(F.lit("m"), draw(F.lit("m"), 50_000).cast("string")),
-        "memo": F.concat_ws(" ", F.array_union(skewed, F.array(urgent))),
-    })  # fmt: skip
+    return frame.withColumns(
+        {
+            "merchant_id": F.concat(F.lit("m"), draw(F.lit("m"), 50_000).cast("string")),
+            "memo": F.concat_ws(" ", F.array_union(skewed, F.array(urgent))),
+        }
+    )
 
 
 if __name__ == "__main__":

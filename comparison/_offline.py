@@ -23,8 +23,9 @@ EXACT_BELOW = 25
 def _paired(a: ArrayLike, b: ArrayLike, name: str) -> tuple[np.ndarray, np.ndarray]:
     left, right = np.asarray(a), np.asarray(b)
     if left.shape != right.shape or left.ndim != 1 or len(left) < 2:
-        raise ValueError(f"{name}: a and b must be paired 1-D arrays of at least 2 rows, got {left.shape} and "
-                         f"{right.shape}")  # fmt: skip
+        raise ValueError(
+            f"{name}: a and b must be paired 1-D arrays of at least 2 rows, got {left.shape} and {right.shape}"
+        )
     return left, right
 
 
@@ -72,8 +73,9 @@ def compare_correctness(
     interval = (difference - half, difference + half)
     verdict = decide(difference, p_value < alpha, True)
     accuracy_a, accuracy_b = float(a.mean()), float(b.mean())
-    found = Comparison("accuracy", accuracy_a, accuracy_b, difference, interval, test, p_value, verdict, n,
-                       confidence=1 - alpha)  # fmt: skip
+    found = Comparison(
+        "accuracy", accuracy_a, accuracy_b, difference, interval, test, p_value, verdict, n, confidence=1 - alpha
+    )
     return _still_needed(found, b.astype(float) - a.astype(float), mde, alpha)
 
 
@@ -91,9 +93,13 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def compare_auc(
-    labels: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, alpha: float = 0.05,
-    resamples: int = 2000, seed: int = 0,
-) -> Comparison:  # fmt: skip
+    labels: ArrayLike,
+    scores_a: ArrayLike,
+    scores_b: ArrayLike,
+    alpha: float = 0.05,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Comparison:
     """AUC of two binary classifiers on the same rows: rows resampled together (scipy's paired bootstrap),
     a percentile interval of the difference, and the two-sided p-value of zero under the bootstrap
     distribution (BCa's jackknife would refit the AUC once per row: too slow on a test split)."""
@@ -107,14 +113,31 @@ def compare_auc(
     observed = difference(rows)
     from scipy import stats
 
-    result = stats.bootstrap((rows,), difference, vectorized=False, n_resamples=resamples,
-                             confidence_level=1 - alpha, method="percentile", random_state=seed)  # fmt: skip
+    result = stats.bootstrap(
+        (rows,),
+        difference,
+        vectorized=False,
+        n_resamples=resamples,
+        confidence_level=1 - alpha,
+        method="percentile",
+        random_state=seed,
+    )
     spread = result.bootstrap_distribution
     p_value = float(min(1.0, 2 * min(np.mean(spread <= 0), np.mean(spread >= 0))))
     interval = (float(result.confidence_interval.low), float(result.confidence_interval.high))
     significant = interval[0] > 0 or interval[1] < 0
-    return Comparison("auc_roc", auc(y, a), auc(y, b), observed, interval, "paired bootstrap", p_value,
-                      decide(observed, significant, True), len(y), confidence=1 - alpha)  # fmt: skip
+    return Comparison(
+        "auc_roc",
+        auc(y, a),
+        auc(y, b),
+        observed,
+        interval,
+        "paired bootstrap",
+        p_value,
+        decide(observed, significant, True),
+        len(y),
+        confidence=1 - alpha,
+    )
 
 
 def _paired_t(
@@ -128,9 +151,19 @@ def _paired_t(
     difference = float(np.mean(b - a))
     p_value = float(result.pvalue) if np.isfinite(result.pvalue) else 1.0  # identical values: no difference
     low, high = (float(interval.low), float(interval.high)) if np.isfinite(interval.low) else (0.0, 0.0)
-    found = Comparison(metric, float(np.mean(a)), float(np.mean(b)), difference, (low, high), "paired t-test",
-                       p_value, decide(difference, p_value < alpha, higher_is_better), len(a),
-                       higher_is_better=higher_is_better, confidence=1 - alpha)  # fmt: skip
+    found = Comparison(
+        metric,
+        float(np.mean(a)),
+        float(np.mean(b)),
+        difference,
+        (low, high),
+        "paired t-test",
+        p_value,
+        decide(difference, p_value < alpha, higher_is_better),
+        len(a),
+        higher_is_better=higher_is_better,
+        confidence=1 - alpha,
+    )
     return _still_needed(found, b.astype(float) - a.astype(float), mde, alpha)
 
 
@@ -158,9 +191,14 @@ def compare_ndcg(ndcg_a: ArrayLike, ndcg_b: ArrayLike, k: int, alpha: float = 0.
 
 
 def compare_silhouette(
-    features_a: ArrayLike, clusters_a: ArrayLike, features_b: ArrayLike, clusters_b: ArrayLike,
-    alpha: float = 0.05, resamples: int = 200, seed: int = 0,
-) -> Comparison:  # fmt: skip
+    features_a: ArrayLike,
+    clusters_a: ArrayLike,
+    features_b: ArrayLike,
+    clusters_b: ArrayLike,
+    alpha: float = 0.05,
+    resamples: int = 200,
+    seed: int = 0,
+) -> Comparison:
     """Two clusterings of the same rows, each in its own model's feature space, by scikit-learn's
     silhouette: rows resampled together (a paired bootstrap), the percentile interval of the difference
     and the two-sided p-value of zero under it. Each resample costs O(rows^2): pass a sample of the rows."""
@@ -186,5 +224,15 @@ def compare_silhouette(
     low, high = (float(value) for value in np.percentile(spread, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
     p_value = min(1.0, 2 * min(float(np.mean(spread <= 0)), float(np.mean(spread >= 0))))
     significant = low > 0 or high < 0
-    return Comparison("silhouette", a, b, b - a, (low, high), "paired bootstrap", p_value,
-                      decide(b - a, significant, True), len(c_a), confidence=1 - alpha)  # fmt: skip
+    return Comparison(
+        "silhouette",
+        a,
+        b,
+        b - a,
+        (low, high),
+        "paired bootstrap",
+        p_value,
+        decide(b - a, significant, True),
+        len(c_a),
+        confidence=1 - alpha,
+    )

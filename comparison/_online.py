@@ -34,14 +34,19 @@ def row_values(metric: str, predictions: ArrayLike, outcomes: ArrayLike) -> np.n
 
 
 def compare_routed(
-    metric: str, a: tuple[ArrayLike, ArrayLike], b: tuple[ArrayLike, ArrayLike], mde: float, alpha: float = 0.05,
+    metric: str,
+    a: tuple[ArrayLike, ArrayLike],
+    b: tuple[ArrayLike, ArrayLike],
+    mde: float,
+    alpha: float = 0.05,
     min_samples: int = 0,
-) -> Comparison:  # fmt: skip
+) -> Comparison:
     """Rows each version answered on routed traffic, ``(predictions, outcomes)`` each: the mSPRT, valid
     whenever it is read."""
     values_a, values_b = row_values(metric, *a), row_values(metric, *b)
-    return compare_sequential(metric, Arm.of(values_a), Arm.of(values_b), mde, alpha, ONLINE_METRICS[metric],
-                              min_samples)  # fmt: skip
+    return compare_sequential(
+        metric, Arm.of(values_a), Arm.of(values_b), mde, alpha, ONLINE_METRICS[metric], min_samples
+    )
 
 
 def compare_shadowed(

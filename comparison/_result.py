@@ -31,10 +31,17 @@ class Comparison:
         """One row of the report table (and of what is logged to MLflow)."""
         low, high = self.interval
         return {
-            "metric": self.metric, "a": self.a, "b": self.b, "b - a": self.difference,
-            "interval": f"[{low:.4g}, {high:.4g}]", "test": self.test, "p": self.p_value, "verdict": self.verdict,
-            "samples": self.samples, "samples needed": self.samples_needed,
-        }  # fmt: skip
+            "metric": self.metric,
+            "a": self.a,
+            "b": self.b,
+            "b - a": self.difference,
+            "interval": f"[{low:.4g}, {high:.4g}]",
+            "test": self.test,
+            "p": self.p_value,
+            "verdict": self.verdict,
+            "samples": self.samples,
+            "samples needed": self.samples_needed,
+        }
 
 
 def decide(difference: float, significant: bool, higher_is_better: bool) -> Verdict:

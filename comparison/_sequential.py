@@ -77,9 +77,14 @@ def samples_for_power(
 
 
 def compare_sequential(
-    metric: str, a: Arm, b: Arm, mde: float, alpha: float = 0.05, higher_is_better: bool = True,
+    metric: str,
+    a: Arm,
+    b: Arm,
+    mde: float,
+    alpha: float = 0.05,
+    higher_is_better: bool = True,
     min_samples: int = MIN_SAMPLES,
-) -> Comparison:  # fmt: skip
+) -> Comparison:
     """Variant b against a on routed traffic (independent samples), readable at any time: ``b better`` or
     ``a better`` once the mSPRT rejects equality at level ``alpha``, else ``no difference yet`` with the
     samples still needed to detect ``mde`` (the minimum detectable effect, in the metric's units). No
@@ -106,6 +111,17 @@ def compare_sequential(
         spread = max(a.variance, b.variance, 1e-12)
         total = samples_for_power(a.variance or spread, b.variance or spread, share, mde, alpha)
         needed = max(total - samples, max(min_samples - a.n, 0) + max(min_samples - b.n, 0))
-    return Comparison(metric, a.mean, b.mean, difference, interval, "mSPRT (normal mixture), always valid",
-                      p_value, decide(difference, significant, higher_is_better), samples, higher_is_better,
-                      1 - alpha, needed)  # fmt: skip
+    return Comparison(
+        metric,
+        a.mean,
+        b.mean,
+        difference,
+        interval,
+        "mSPRT (normal mixture), always valid",
+        p_value,
+        decide(difference, significant, higher_is_better),
+        samples,
+        higher_is_better,
+        1 - alpha,
+        needed,
+    )

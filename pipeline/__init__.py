@@ -17,8 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "SweepError", "SweepResult", "TrainResult", "__version__", "ingest", "load_config",
-           "run_sweep", "train"]  # fmt: skip
+__all__ = [
+    "ConfigError",
+    "SweepError",
+    "SweepResult",
+    "TrainResult",
+    "__version__",
+    "ingest",
+    "load_config",
+    "run_sweep",
+    "train",
+]
 
 if TYPE_CHECKING:
     from pipeline._api import ingest, load_config, run_sweep, train

@@ -34,8 +34,10 @@ def _checked_column(table: pa.Table, name: str, option: str, kind: str) -> list[
     if kind == "number" and not (
         pa.types.is_integer(typed) or pa.types.is_floating(typed) or pa.types.is_boolean(typed)
     ):
-        raise PipelineError(f"{option} {name}: a {typed} column; outcomes must be numbers (the label index a "
-                            f"classifier answers with, or a regressor's value)")  # fmt: skip
+        raise PipelineError(
+            f"{option} {name}: a {typed} column; outcomes must be numbers (the label index a "
+            f"classifier answers with, or a regressor's value)"
+        )
     if kind == "integer" and not pa.types.is_integer(typed):
         raise PipelineError(f"{option} {name}: a {typed} column; a row index must be an integer")
     if kind == "integer" and table.num_rows and pc.min(column).as_py() < 0:
@@ -73,8 +75,10 @@ def feedback_command(config: PipelineConfig, args: argparse.Namespace) -> int:
     print(f"feedback: {report.accepted} of {len(outcomes)} outcomes from {args.source} written to {feedback.path}")
     if report.unknown:
         first = ", ".join(f"{item.request_id} row {item.row}" for item in report.unknown[:5])
-        print(f"  {len(report.unknown)} unknown (not in the prediction log of the last {feedback.lookback_days} "
-              f"days; a running app commits its answers every {log.flush_seconds:g} s): {first}")  # fmt: skip
+        print(
+            f"  {len(report.unknown)} unknown (not in the prediction log of the last {feedback.lookback_days} "
+            f"days; a running app commits its answers every {log.flush_seconds:g} s): {first}"
+        )
     return 0
 
 
@@ -86,8 +90,10 @@ def print_comparisons(comparisons: Sequence[Comparison]) -> None:
         low, high = found.interval
         interval = f"[{low:+.4f}, {high:+.4f}]"
         needed = f" (about {found.samples_needed} more samples)" if found.samples_needed else ""
-        print(f"{found.metric:<{width}} {found.a:>9.4f} {found.b:>9.4f} {found.difference:>+9.4f} {interval:>22} "
-              f"{found.p_value:>9.3g}  {found.test:<42} {found.verdict}{needed}")  # fmt: skip
+        print(
+            f"{found.metric:<{width}} {found.a:>9.4f} {found.b:>9.4f} {found.difference:>+9.4f} {interval:>22} "
+            f"{found.p_value:>9.3g}  {found.test:<42} {found.verdict}{needed}"
+        )
 
 
 @dataclass(frozen=True)
@@ -115,20 +121,32 @@ def online_compared(config: PipelineConfig, a_reference: str, b_reference: str, 
         raise PipelineError(f"compare --online: no prediction log at {log.path} (serve with the log on)")
     rules = experiment_rules(experiment, alpha)
     report = online_report(log.path, feedback.path, a.version, b.version, rules)
-    print(f"a = {a_reference} (version {a.version}, {a.algorithm}), b = {b_reference} (version {b.version}, "
-          f"{b.algorithm})")  # fmt: skip
-    print(f"online: what each answered in the last {rules.lookback_days} days ({log.path}) with its outcome "
-          f"({feedback.path}); routed rows with an outcome: a {report.outcomes[a.version]}, "
-          f"b {report.outcomes[b.version]}; minimum detectable effect {rules.mde:g}, "
-          f"alpha {rules.alpha:g}")  # fmt: skip
+    print(
+        f"a = {a_reference} (version {a.version}, {a.algorithm}), b = {b_reference} (version {b.version}, "
+        f"{b.algorithm})"
+    )
+    print(
+        f"online: what each answered in the last {rules.lookback_days} days ({log.path}) with its outcome "
+        f"({feedback.path}); routed rows with an outcome: a {report.outcomes[a.version]}, "
+        f"b {report.outcomes[b.version]}; minimum detectable effect {rules.mde:g}, "
+        f"alpha {rules.alpha:g}"
+    )
     print_comparisons(report.comparisons)
     for found in report.guardrails:
-        print(f"guardrail version {found.version}: {found.errors} of {found.rows} rows failed "
-              f"({found.error_rate:.2%}), p99 latency {found.p99_ms:.1f} ms")  # fmt: skip
+        print(
+            f"guardrail version {found.version}: {found.errors} of {found.rows} rows failed "
+            f"({found.error_rate:.2%}), p99 latency {found.p99_ms:.1f} ms"
+        )
     for breach in report.breaches:
         print(f"guardrail breached: {breach}")
-    run_id = log_online_comparison(config.tracking, report, rules, f"online: {log.path} + {feedback.path}",
-                                   a_reference=a_reference, b_reference=b_reference)  # fmt: skip
+    run_id = log_online_comparison(
+        config.tracking,
+        report,
+        rules,
+        f"online: {log.path} + {feedback.path}",
+        a_reference=a_reference,
+        b_reference=b_reference,
+    )
     print(f"mlflow run:    {run_id} (comparison.csv)")
     return OnlineRun(report, b.version, run_id)
 
@@ -176,6 +194,8 @@ def score_command(config: PipelineConfig, args: argparse.Namespace) -> int:
     with Runtime(config) as runtime:
         run = score_source(runtime.spark, config, version, source, output, runtime.console, args.mode)
     model = f"{config.tracking.registered_model} version {version.version} ({args.model})"
-    print(f"scored {run.written.rows} rows of {run.source} with {model} into {run.written.path}: "
-          f"Delta version {run.written.version}")  # fmt: skip
+    print(
+        f"scored {run.written.rows} rows of {run.source} with {model} into {run.written.path}: "
+        f"Delta version {run.written.version}"
+    )
     return 0

@@ -47,8 +47,10 @@ def rollback_command(config: PipelineConfig, args: argparse.Namespace) -> int:
     from pipeline.tracking import CHAMPION, rollback
 
     moved = rollback(config.tracking)
-    print(f"{config.tracking.registered_model}: @{CHAMPION} -> version {moved.version} "
-          f"(rolled back from version {moved.replaced})")  # fmt: skip
+    print(
+        f"{config.tracking.registered_model}: @{CHAMPION} -> version {moved.version} "
+        f"(rolled back from version {moved.replaced})"
+    )
     reload_running_app(config)
     return 0
 
@@ -115,8 +117,10 @@ def _compared(config: PipelineConfig, a_reference: str, b_reference: str, alpha:
     with Runtime(config) as runtime:
         run = compare_versions(runtime.spark, config, versions, runtime.console, alpha=alpha)
     a, b = run.a, run.b
-    print(f"a = {a_reference} (version {a.version}, {a.algorithm}), "
-          f"b = {b_reference} (version {b.version}, {b.algorithm})")  # fmt: skip
+    print(
+        f"a = {a_reference} (version {a.version}, {a.algorithm}), "
+        f"b = {b_reference} (version {b.version}, {b.algorithm})"
+    )
     print(f"on {run.rows} test rows of {run.data}, paired row by row; {1 - alpha:.0%} intervals of b - a")
     print_comparisons(run.comparisons)
     print(f"mlflow run:    {run.run_id} (comparison.csv)")
@@ -150,8 +154,10 @@ def trace_command(config: PipelineConfig, args: argparse.Namespace) -> int:
             f"commits its answers every {log.flush_seconds:g} s and at a graceful stop)"
         )
     first = rows[0]
-    print(f"request {args.request_id}: {first['route']} at {first['time']:%Y-%m-%d %H:%M:%S.%f} UTC, "
-          f"answered in {first['latency_ms']:.2f} ms")  # fmt: skip
+    print(
+        f"request {args.request_id}: {first['route']} at {first['time']:%Y-%m-%d %H:%M:%S.%f} UTC, "
+        f"answered in {first['latency_ms']:.2f} ms"
+    )
     answers: dict[tuple[str, str, str, str], list[dict[str, object]]] = {}
     for row in rows:
         answers.setdefault((row["role"], row["variant"], row["model"], row["version"]), []).append(row)
@@ -162,8 +168,10 @@ def trace_command(config: PipelineConfig, args: argparse.Namespace) -> int:
             lineage = version_lineage(summary)
             aliases = " ".join(f"@{alias}" for alias in summary.aliases) or "no alias now"
             print(f"  MLflow run {summary.run_id} ({summary.algorithm}; {aliases}) in {config.tracking.uri}")
-            print(f"  trained on {lineage.get('data.path', '?')} at Delta version "
-                  f"{lineage.get('data.delta_version', '?')} ({lineage.get('data.rows', '?')} rows)")  # fmt: skip
+            print(
+                f"  trained on {lineage.get('data.path', '?')} at Delta version "
+                f"{lineage.get('data.delta_version', '?')} ({lineage.get('data.rows', '?')} rows)"
+            )
         else:
             print(f"  (not {config.tracking.registered_model!r}, the configured model: its run is not looked up)")
         for row in answered:

@@ -95,9 +95,15 @@ def _train(config: PipelineConfig, args: argparse.Namespace) -> int:
 def _write_trained(args: argparse.Namespace, result: TrainResult) -> None:
     """``--result FILE``: the registered model's outcome as JSON (what `POST /train` jobs poll)."""
     if getattr(args, "result", None) is not None:
-        outcome = TrainOutcome(status="SUCCEEDED", model=result.model_name, version=str(result.version),
-                               alias=result.alias, run_id=result.run_id, scorer=result.scorer,
-                               metrics=result.metrics)  # fmt: skip
+        outcome = TrainOutcome(
+            status="SUCCEEDED",
+            model=result.model_name,
+            version=str(result.version),
+            alias=result.alias,
+            run_id=result.run_id,
+            scorer=result.scorer,
+            metrics=result.metrics,
+        )
         outcome.write(args.result)
 
 
@@ -127,8 +133,10 @@ def _tune(config: PipelineConfig, args: argparse.Namespace, ingest_missing: bool
     print(f"{'rank':>4} {'trial':<12} {'algorithm':<22} {result.metric:>12} {'seconds':>8}  hyperparameters")
     for rank, trial in enumerate(result.trials, start=1):
         value = f"{trial.metrics[result.metric]:.4f}" if result.metric in trial.metrics else "failed"
-        print(f"{rank:>4} {trial.trial_id:<12} {trial.algorithm:<22} {value:>12} {trial.seconds:>8.1f}  "
-              f"{trial.hyperparameters}{'  ' + trial.error if trial.error else ''}")  # fmt: skip
+        print(
+            f"{rank:>4} {trial.trial_id:<12} {trial.algorithm:<22} {value:>12} {trial.seconds:>8.1f}  "
+            f"{trial.hyperparameters}{'  ' + trial.error if trial.error else ''}"
+        )
     if result.refit is not None:
         refit = result.refit
         alias = f" alias @{refit.alias}" if refit.alias else ""
@@ -146,10 +154,17 @@ def _mlflow_ui(config: PipelineConfig, args: argparse.Namespace) -> int:
 
     connect(config.tracking)  # creates the store on first use, so the UI opens on a valid one
     command = [
-        sys.executable, "-m", "mlflow", "ui",
-        "--backend-store-uri", config.tracking.uri,
-        "--host", args.host, "--port", str(args.port),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        config.tracking.uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
     # No MLflow job runner: this project schedules no MLflow jobs (GenAI scorers, trace roll-ups), and its
     # huey consumers outlive a Ctrl-C of the UI (orphans that end only once they notice the server gone).
     environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -184,9 +199,12 @@ def _prometheus(config: PipelineConfig, args: argparse.Namespace) -> int:
     if binary is None:
         raise PipelineError("prometheus: not on PATH; install it (Debian: apt-get install prometheus)")
     files = write_prometheus_config(config, interval_seconds=args.interval)
-    print(f"Prometheus on http://{args.host}:{args.port} (Ctrl-C stops it), configuration {files.config_file}:",
-          f"Ray's nodes from {RAY_DISCOVERY_FILE}, the app's /metrics on port {config.serving.port}",
-          file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"Prometheus on http://{args.host}:{args.port} (Ctrl-C stops it), configuration {files.config_file}:",
+        f"Ray's nodes from {RAY_DISCOVERY_FILE}, the app's /metrics on port {config.serving.port}",
+        file=sys.stderr,
+        flush=True,
+    )
     os.execv(binary, prometheus_command(binary, files, f"{args.host}:{args.port}"))
 
 
@@ -236,8 +254,12 @@ def _serve_detached(config: PipelineConfig, record: Path, args: argparse.Namespa
         printed = _deploy_and_print(config, head.dashboard_url if head else None, args.config)
     record.parent.mkdir(parents=True, exist_ok=True)
     haproxy_dir = str(head.haproxy_dir) if head and head.haproxy_dir else None
-    saved = {"address": cluster.address, "head_pid": head.pid if head else None, "haproxy_dir": haproxy_dir,
-             **printed}  # fmt: skip
+    saved = {
+        "address": cluster.address,
+        "head_pid": head.pid if head else None,
+        "haproxy_dir": haproxy_dir,
+        **printed,
+    }
     record.write_text(json.dumps(saved))
     print(f"detached; stop with: python -m pipeline serve --config {args.config} --stop")
     return 0
@@ -253,8 +275,13 @@ def _serve_stop(config: PipelineConfig, record: Path) -> int:
     saved = json.loads(record.read_text())
     haproxy_dir = Path(saved["haproxy_dir"]) if saved.get("haproxy_dir") else None
     head_pid = int(saved["head_pid"]) if saved.get("head_pid") else None
-    reached = stop_detached_cluster(saved["address"], head_pid, haproxy_dir, config.ray.namespace,
-                                    first=lambda: undeploy(config.serving.app_name))  # fmt: skip
+    reached = stop_detached_cluster(
+        saved["address"],
+        head_pid,
+        haproxy_dir,
+        config.ray.namespace,
+        first=lambda: undeploy(config.serving.app_name),
+    )
     if not reached:
         print(f"the Ray cluster at {saved['address']} was gone already")
     record.unlink()
@@ -330,11 +357,13 @@ def _registry_commands(add: _AddCommand) -> None:
     compare.add_argument("--a", default="@champion", help="version number or alias (default @champion)")
     compare.add_argument("--b", default="@challenger", help="version number or alias (default @challenger)")
     compare.add_argument("--apply", action="store_true", help="make b the champion if the verdict is `b better`")
-    compare.add_argument("--online", action="store_true",
-                         help="on served answers (prediction log) and their outcomes (feedback)")  # fmt: skip
+    compare.add_argument(
+        "--online", action="store_true", help="on served answers (prediction log) and their outcomes (feedback)"
+    )
     for deciding in (promote, compare):
-        deciding.add_argument("--alpha", type=probability,
-                              help="significance level (default 0.05; online: experiment.alpha)")  # fmt: skip
+        deciding.add_argument(
+            "--alpha", type=probability, help="significance level (default 0.05; online: experiment.alpha)"
+        )
         deciding.add_argument("--metric", help="the metric that decides a promotion (default: the first compared)")
 
 

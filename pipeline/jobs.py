@@ -62,14 +62,24 @@ class TrainResult:
         trained, registration = run.trained, run.registration
         prepared = trained.prepared
         return cls(
-            model_name=registration.model_name, version=int(registration.version), alias=registration.alias,
-            run_id=registration.run_id, algorithm=prepared.algorithm.name,
-            hyperparameters=dict(prepared.hyperparameters), metrics=dict(trained.metrics),
-            baseline=dict(trained.baseline), train_rows=trained.train_rows, test_rows=trained.test_rows,
-            data_path=prepared.snapshot.path, data_version=prepared.snapshot.version,
-            scorer=registration.scorer, scorer_reason=registration.scorer_reason, report=render_report(trained),
-            fit_seconds=trained.fit_seconds, ingested=ingested,
-        )  # fmt: skip
+            model_name=registration.model_name,
+            version=int(registration.version),
+            alias=registration.alias,
+            run_id=registration.run_id,
+            algorithm=prepared.algorithm.name,
+            hyperparameters=dict(prepared.hyperparameters),
+            metrics=dict(trained.metrics),
+            baseline=dict(trained.baseline),
+            train_rows=trained.train_rows,
+            test_rows=trained.test_rows,
+            data_path=prepared.snapshot.path,
+            data_version=prepared.snapshot.version,
+            scorer=registration.scorer,
+            scorer_reason=registration.scorer_reason,
+            report=render_report(trained),
+            fit_seconds=trained.fit_seconds,
+            ingested=ingested,
+        )
 
 
 def table_missing(config: PipelineConfig) -> bool:
@@ -118,9 +128,12 @@ class ComparisonRun:
 
 
 def compare_versions(
-    spark: SparkSession, config: PipelineConfig, versions: Sequence[tuple[str, VersionSummary]], console: Console,
+    spark: SparkSession,
+    config: PipelineConfig,
+    versions: Sequence[tuple[str, VersionSummary]],
+    console: Console,
     alpha: float = 0.05,
-) -> ComparisonRun:  # fmt: skip
+) -> ComparisonRun:
     """Score the test split of the Delta version b was trained on with both versions, paired row by row,
     run the task's tests and log the table to MLflow. ``versions``: a's then b's, each under the name it
     was asked by (``find_version``)."""
@@ -150,13 +163,26 @@ def compare_versions(
         except ValueError as error:  # too few rows or users to compare on
             raise PipelineError(f"compare: {error}") from None
     where = f"{source.path} (Delta version {prepared.snapshot.version})"
-    params = {"a_version": a.version, "b_version": b.version, "a_reference": a_reference,
-              "b_reference": b_reference, "data": where, "rows": rows, "alpha": alpha}  # fmt: skip
+    params = {
+        "a_version": a.version,
+        "b_version": b.version,
+        "a_reference": a_reference,
+        "b_reference": b_reference,
+        "data": where,
+        "rows": rows,
+        "alpha": alpha,
+    }
     figures = {}
     for found in comparisons:
         name = found.metric
-        figures.update({f"{name}_a": found.a, f"{name}_b": found.b, f"{name}_difference": found.difference,
-                        f"{name}_p_value": found.p_value})  # fmt: skip
+        figures.update(
+            {
+                f"{name}_a": found.a,
+                f"{name}_b": found.b,
+                f"{name}_difference": found.difference,
+                f"{name}_p_value": found.p_value,
+            }
+        )
     run_id = log_comparison(config.tracking, params, [found.as_row() for found in comparisons], figures)
     return ComparisonRun(a, b, where, rows, comparisons, run_id)
 
@@ -176,9 +202,16 @@ def _paired_comparisons(
     if task == "recommendation":
         evaluation, columns = config.evaluation, config.model
         als_a, als_b = (getattr(model, "stages", [model])[-1] for model in (model_a, model_b))
-        ndcg_a, ndcg_b = paired_ndcg(als_a, als_b, prepared.test, columns.user_column,
-                                     columns.item_column, prepared.label, evaluation.ranking_k,
-                                     evaluation.relevant_rating)  # fmt: skip
+        ndcg_a, ndcg_b = paired_ndcg(
+            als_a,
+            als_b,
+            prepared.test,
+            columns.user_column,
+            columns.item_column,
+            prepared.label,
+            evaluation.ranking_k,
+            evaluation.relevant_rating,
+        )
         return [compare_ndcg(ndcg_a, ndcg_b, evaluation.ranking_k, alpha)], len(ndcg_a)
     outcomes = paired_outcomes(model_a, model_b, prepared.test, prepared.label)
     experiment = (config.experiment.metric, config.experiment.mde)
@@ -196,8 +229,16 @@ class ScoreRun:
 
 # Spark's simple type names that hold what each MLflow signature type asks for.
 _NUMERIC = {"tinyint", "smallint", "int", "bigint", "float", "double"}
-_ACCEPTS = {"double": _NUMERIC, "float": _NUMERIC, "long": _NUMERIC, "integer": _NUMERIC, "string": {"string"},
-            "boolean": {"boolean"}, "datetime": {"timestamp", "date"}, "binary": {"binary"}}  # fmt: skip
+_ACCEPTS = {
+    "double": _NUMERIC,
+    "float": _NUMERIC,
+    "long": _NUMERIC,
+    "integer": _NUMERIC,
+    "string": {"string"},
+    "boolean": {"boolean"},
+    "datetime": {"timestamp", "date"},
+    "binary": {"binary"},
+}
 SCORE_COLUMNS = ("prediction", "probability")
 LINEAGE_COLUMNS = ("model", "model_version", "scorer", "source_path", "source_delta_version")
 
@@ -215,9 +256,14 @@ def input_problems(expected: Sequence[tuple[str, str]], found: dict[str, str]) -
 
 
 def score_source(
-    spark: SparkSession, config: PipelineConfig, version: VersionSummary, source: TableSource, output: Path,
-    console: Console, mode: str = "append",
-) -> ScoreRun:  # fmt: skip
+    spark: SparkSession,
+    config: PipelineConfig,
+    version: VersionSummary,
+    source: TableSource,
+    output: Path,
+    console: Console,
+    mode: str = "append",
+) -> ScoreRun:
     """Score every row of ``source`` with a registered version, in Spark, and commit the input columns, the
     prediction columns and the lineage columns to the Delta table at ``output`` as one new version. The
     source's columns are checked against the version's signature before anything is read or written."""
@@ -244,10 +290,13 @@ def score_source(
     columns.append(F.col("prediction").cast("double").alias("prediction"))
     if "probability" in scored.columns:
         columns.append(vector_to_array(F.col("probability")).alias("probability"))
-    columns += [F.lit(config.tracking.registered_model).alias("model"),
-                F.lit(version.version).alias("model_version"), F.lit("spark").alias("scorer"),
-                F.lit(snapshot.path).alias("source_path"),
-                F.lit(snapshot.version).cast("long").alias("source_delta_version")]  # fmt: skip
+    columns += [
+        F.lit(config.tracking.registered_model).alias("model"),
+        F.lit(version.version).alias("model_version"),
+        F.lit("spark").alias("scorer"),
+        F.lit(snapshot.path).alias("source_path"),
+        F.lit(snapshot.version).cast("long").alias("source_delta_version"),
+    ]
     with console.timed(f"Scoring {snapshot.path} with version {version.version} into {output}"):
         written = write_delta(
             scored.select(*columns), output, mode="overwrite" if mode == "overwrite" else "append"

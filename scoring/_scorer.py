@@ -75,8 +75,14 @@ class ScorerSpec:
     ignored: tuple[str, ...] = ()
 
     def to_json(self) -> str:
-        return json.dumps({"task": self.task, "classes": self.classes, "inputs": [asdict(f) for f in self.inputs],
-                           "ignored": list(self.ignored)})  # fmt: skip
+        return json.dumps(
+            {
+                "task": self.task,
+                "classes": self.classes,
+                "inputs": [asdict(f) for f in self.inputs],
+                "ignored": list(self.ignored),
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> ScorerSpec:

@@ -27,9 +27,11 @@ class RequestAccounting:
             "pipeline_serve_requests", "Prediction requests by variant, version, role and status.", _TAGS
         )
         self._latency = metrics.Histogram(
-            "pipeline_serve_request_seconds", "Time to answer a prediction request.",
-            boundaries=_LATENCY_BOUNDARIES, tag_keys=_TAGS[:3],
-        )  # fmt: skip
+            "pipeline_serve_request_seconds",
+            "Time to answer a prediction request.",
+            boundaries=_LATENCY_BOUNDARIES,
+            tag_keys=_TAGS[:3],
+        )
 
     def count(self, variant: str, version: str, role: str, status: int, started: float, rows: int) -> None:
         """One request, ``started`` at that ``time.perf_counter()``, answered now with ``status``."""

@@ -83,9 +83,13 @@ class Router:
         self.weights = settings.initial_weights
         self.directory = VariantDirectory(settings, remote)
         self.accounting = RequestAccounting(self.state)
-        self.writer = PredictionLogWriter(settings.prediction_log, settings.log_max_buffer_rows,
-                                          settings.log_flush_seconds, settings.model_name,
-                                          settings.log_wait_for_disk)  # fmt: skip
+        self.writer = PredictionLogWriter(
+            settings.prediction_log,
+            settings.log_max_buffer_rows,
+            settings.log_flush_seconds,
+            settings.model_name,
+            settings.log_wait_for_disk,
+        )
         self.shadowing = Shadowing(settings.shadow, self.directory, self.accounting, self.writer, self.state)
         self._refresher: asyncio.Task[None] | None = None
 
@@ -155,9 +159,12 @@ class Router:
         await self._ensure_refresher()
         await self.directory.refresh()
         document = contract_document(
-            request.app.openapi(), await self.directory.served_variants(self.weights),
-            list(self.settings.variants), self.settings.max_batch_rows, self.settings.sticky_key,
-        )  # fmt: skip
+            request.app.openapi(),
+            await self.directory.served_variants(self.weights),
+            list(self.settings.variants),
+            self.settings.max_batch_rows,
+            self.settings.sticky_key,
+        )
         return JSONResponse(document)
 
     async def docs(self) -> HTMLResponse:
@@ -171,8 +178,11 @@ class Router:
         failing = sorted(name for name, info in infos.items() if not info.ready and not info.missing)
         missing = sorted(name for name, info in infos.items() if info.missing)
         ready = not failing and sum(self.directory.routable(self.weights).values()) > 0
-        body = {"status": "ready" if ready else "loading", "missing": missing,
-                "variants": {name: info.as_json() for name, info in infos.items()}}  # fmt: skip
+        body = {
+            "status": "ready" if ready else "loading",
+            "missing": missing,
+            "variants": {name: info.as_json() for name, info in infos.items()},
+        }
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def models(self) -> dict[str, Any]:
@@ -189,8 +199,12 @@ class Router:
                 "placement": "spark deployment" if variant.remote else "in-process",
             }
         settings = self.settings
-        return {"model": settings.model_name, "sticky_key": settings.sticky_key, "shadow": settings.shadow,
-                "variants": variants}  # fmt: skip
+        return {
+            "model": settings.model_name,
+            "sticky_key": settings.sticky_key,
+            "shadow": settings.shadow,
+            "variants": variants,
+        }
 
     async def metrics(self) -> PlainTextResponse:
         """Prometheus text: requests, errors, rows and latency per variant, version and role."""
@@ -235,8 +249,9 @@ class Router:
             answer = VariantAnswer.refused(500, "model", reason)
         version = answer.version or self.directory.version_of(variant)
         self.accounting.count(variant, version, role, answer.status, started, envelope.rows)
-        answered = Answered(request_id, method, variant, role, version, self.directory.trained_on(version),
-                            envelope, body, started)  # fmt: skip
+        answered = Answered(
+            request_id, method, variant, role, version, self.directory.trained_on(version), envelope, body, started
+        )
         durable = self.writer.offer(answered, answer)  # written ahead: it outlives this replica from here
         if durable is not None:
             await durable
@@ -244,8 +259,15 @@ class Router:
             return _error(answer.status, answer.field or "model", answer.reason or "", variant=variant)
         if self.shadowing.follows(variant, role):
             self.shadowing.send(request_id, method, envelope, body)
-        head = orjson.dumps({"request_id": request_id, "variant": variant, "model": self.settings.model_name,
-                             "version": version, "scorer": answer.scorer})  # fmt: skip
+        head = orjson.dumps(
+            {
+                "request_id": request_id,
+                "variant": variant,
+                "model": self.settings.model_name,
+                "version": version,
+                "scorer": answer.scorer,
+            }
+        )
         # The predictions are JSON already: spliced in, not parsed and written again.
         content = head[:-1] + b',"' + key.encode() + b'":' + answer.output + b"}"
         # No x-request-id here: Serve's own middleware sets it on every answer (the one read above: it adds
@@ -339,8 +361,11 @@ def build_ingress(settings: AppSettings) -> Any:
     api = FastAPI(
         title=f"{settings.model_name} serving",
         description="Champion/challenger scoring of registered MLlib pipelines (ONNX, Spark fallback).",
-        version="1", openapi_url=None, docs_url=None, redoc_url=None,
-    )  # fmt: skip
+        version="1",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     scoring_errors = problems(400, 404, 413, 422, 500, 503)
     loading = {"model": Health, "description": "loading: a variant with a registered version is not loaded"}
 
@@ -356,13 +381,22 @@ def build_ingress(settings: AppSettings) -> Any:
     route("/recommend", Router.recommend, "POST", responses={200: {"model": RecommendResponse}, **scoring_errors})
     if settings.token_sha256 is not None:
         route("/admin/weights", Router.set_weights, "POST", responses=problems(400, 401, 409, 422))
-        route("/feedback", Router.feedback, "POST",
-              openapi_extra=_json_body(feedback_body_schema(settings.max_batch_rows)),
-              responses={200: {"model": FeedbackAccepted}, **problems(400, 401, 413, 422, 503)})  # fmt: skip
+        route(
+            "/feedback",
+            Router.feedback,
+            "POST",
+            openapi_extra=_json_body(feedback_body_schema(settings.max_batch_rows)),
+            responses={200: {"model": FeedbackAccepted}, **problems(400, 401, 413, 422, 503)},
+        )
         route("/admin/reload", Router.reload, "POST", responses=problems(401))
-        route("/train", Router.train, "POST", status_code=202,
-              openapi_extra=_json_body(TrainRequest.model_json_schema()),
-              responses={202: {"model": TrainAccepted}, **problems(400, 401, 403, 422, 503)})  # fmt: skip
+        route(
+            "/train",
+            Router.train,
+            "POST",
+            status_code=202,
+            openapi_extra=_json_body(TrainRequest.model_json_schema()),
+            responses={202: {"model": TrainAccepted}, **problems(400, 401, 403, 422, 503)},
+        )
         route("/train/{job_id}", Router.training, responses=problems(401, 404))
     # Serve turns the route methods into class-based views by changing their signatures (``self``
     # injected as a dependency) in this process only. Pickled by value, the replicas get them as changed;

@@ -63,8 +63,9 @@ def predict_body(variants: Sequence[ServedVariant], max_rows: int, sticky_key: s
     variants take the same inputs."""
     forms = []
     for variant in variants:
-        forms += predict_forms(list(variant.inputs.fields), list(variant.model_ids), max_rows, sticky_key,
-                               variant.inputs.ignored)  # fmt: skip
+        forms += predict_forms(
+            list(variant.inputs.fields), list(variant.model_ids), max_rows, sticky_key, variant.inputs.ignored
+        )
     routed = [variant for variant in variants if variant.routed]
     merged = _merged_fields(routed) if routed else None
     if merged is not None:
@@ -106,8 +107,10 @@ def contract_document(
     document = copy.deepcopy(dict(base))
     paths = document["paths"]
     unserved = []
-    for path, forms in (("/predict", predict_body(variants, max_rows, sticky_key)),
-                        ("/recommend", recommend_body(variants, max_rows, sticky_key))):  # fmt: skip
+    for path, forms in (
+        ("/predict", predict_body(variants, max_rows, sticky_key)),
+        ("/recommend", recommend_body(variants, max_rows, sticky_key)),
+    ):
         if path not in paths:
             continue
         if forms:
@@ -120,8 +123,12 @@ def contract_document(
             f" Not listed now: {', '.join(unserved)} (no loaded version answers it; reload once one does)."
         )
     if "/admin/weights" in paths:
-        weights = {"type": "object", "properties": {"weights": weights_schema(list(variant_names))},
-                   "required": ["weights"], "additionalProperties": False}  # fmt: skip
+        weights = {
+            "type": "object",
+            "properties": {"weights": weights_schema(list(variant_names))},
+            "required": ["weights"],
+            "additionalProperties": False,
+        }
         _set_body(paths["/admin/weights"]["post"], [weights])
     for path in ADMIN_PATHS:
         for operation in paths.get(path, {}).values():
@@ -132,6 +139,7 @@ def contract_document(
     status = paths.get("/train/{job_id}", {}).get("get")
     if status is not None and "/train" in paths:
         accepted = paths["/train"]["post"]["responses"]["202"]
-        accepted["links"] = {"status": {"operationId": status["operationId"],
-                                        "parameters": {"job_id": "$response.body#/id"}}}  # fmt: skip
+        accepted["links"] = {
+            "status": {"operationId": status["operationId"], "parameters": {"job_id": "$response.body#/id"}}
+        }
     return document

@@ -92,8 +92,10 @@ def app_settings(
 def place_variants(settings: AppSettings) -> AppSettings:
     """Variants whose version is scored by Spark now get a deployment of their own; the rest score inside
     the ingress replicas (an alias that does not exist yet is taken to be ONNX-scored)."""
-    variants = {name: dataclasses.replace(variant, remote=needs_spark(variant.source))
-                for name, variant in settings.variants.items()}  # fmt: skip
+    variants = {
+        name: dataclasses.replace(variant, remote=needs_spark(variant.source))
+        for name, variant in settings.variants.items()
+    }
     return dataclasses.replace(settings, variants=variants)
 
 
@@ -181,14 +183,17 @@ def _short_of_replicas(settings: AppSettings, app: Any) -> str:
         if str(deployment.status).rsplit(".", 1)[-1] == "HEALTHY":
             continue
         states = {str(state).rsplit(".", 1)[-1]: count for state, count in deployment.replica_states.items()}
-        waiting = ", ".join(f"{count} {state.lower()}" for state, count in sorted(states.items())
-                            if state != "RUNNING")  # fmt: skip
+        waiting = ", ".join(
+            f"{count} {state.lower()}" for state, count in sorted(states.items()) if state != "RUNNING"
+        )
         replicas, cpus = asked.get(name, (0, 0.0))
         # Serve's own word, when it has one (after 30 s: a replica not scheduled, or slow to start).
         said = " ".join(str(deployment.message).split())[:300]
-        short.append(f"{name} has {states.get('RUNNING', 0)} of {replicas} replica(s) running "
-                     f"({waiting or 'none started yet'}), each asking {cpus:g} CPU(s)"
-                     + (f" (Serve: {said})" if said else ""))  # fmt: skip
+        short.append(
+            f"{name} has {states.get('RUNNING', 0)} of {replicas} replica(s) running "
+            f"({waiting or 'none started yet'}), each asking {cpus:g} CPU(s)"
+            + (f" (Serve: {said})" if said else "")
+        )
     if settings.max_replicas_per_node is not None:
         short.append(f"serving.max_replicas_per_node = {settings.max_replicas_per_node} per deployment and node")
     return "; ".join(short) or "the app has no deployments yet"
@@ -229,8 +234,11 @@ def wait_ready(health_url: str, timeout: float) -> dict[str, Any]:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(1.0)
-    waiting = {name: info.get("error") or ("not in the registry" if info.get("missing") else "loading")
-               for name, info in last.get("variants", {}).items() if not info.get("ready")}  # fmt: skip
+    waiting = {
+        name: info.get("error") or ("not in the registry" if info.get("missing") else "loading")
+        for name, info in last.get("variants", {}).items()
+        if not info.get("ready")
+    }
     raise ServingError(f"the app was not ready after {timeout:.0f} s; variants not ready: {waiting or 'unknown'}")
 
 
@@ -239,9 +247,16 @@ def _watch_settings(config: PipelineConfig) -> WatchSettings | None:
     experiment, serving = config.experiment, config.serving
     if not (experiment.auto_promote or experiment.auto_rollback) or not serving.prediction_log.enabled:
         return None
-    return WatchSettings(serving.app_name, config.tracking, str(serving.prediction_log.path),
-                         str(serving.feedback.path), experiment_rules(experiment), experiment.auto_promote,
-                         experiment.auto_rollback, experiment.check_seconds)  # fmt: skip
+    return WatchSettings(
+        serving.app_name,
+        config.tracking,
+        str(serving.prediction_log.path),
+        str(serving.feedback.path),
+        experiment_rules(experiment),
+        experiment.auto_promote,
+        experiment.auto_rollback,
+        experiment.check_seconds,
+    )
 
 
 def undeploy(app_name: str, wait: bool = True) -> bool:

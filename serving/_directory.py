@@ -29,8 +29,11 @@ class VariantDirectory:
     def __init__(self, settings: AppSettings, handles: Mapping[str, Any]) -> None:
         self.settings = settings
         self.handles = dict(handles)  # Spark-scored variants, one deployment each
-        self.slots = {name: VariantSlot(name, variant.source, settings.scorer_threads)
-                      for name, variant in settings.variants.items() if not variant.remote}  # fmt: skip
+        self.slots = {
+            name: VariantSlot(name, variant.source, settings.scorer_threads)
+            for name, variant in settings.variants.items()
+            if not variant.remote
+        }
         self.versions: dict[str, str] = {}  # variant -> the version it has loaded
         self._trained_on: dict[str, int | None] = {}  # model version -> the Delta version it was trained on
 
@@ -86,8 +89,11 @@ class VariantDirectory:
             if target is not None:
                 reaching[target].append(candidate)
         routable = self.routable(weights)
-        return [ServedVariant(name, tuple(reaching[name]), found, routable.get(name, 0.0) > 0)
-                for name, found in inputs.items() if found is not None]  # fmt: skip
+        return [
+            ServedVariant(name, tuple(reaching[name]), found, routable.get(name, 0.0) > 0)
+            for name, found in inputs.items()
+            if found is not None
+        ]
 
     async def call(self, variant: str, method: str, envelope: Envelope) -> VariantAnswer:
         """Let ``variant`` answer a checked request (``method``: score or recommend)."""
@@ -98,31 +104,41 @@ class VariantDirectory:
             try:
                 answer: VariantAnswer = await asyncio.wait_for(_awaited(remote), timeout)
             except TimeoutError:
-                return VariantAnswer.refused(503, "model", f"variant {variant} (scored by Spark) did not answer "
-                                             f"within serving.variant_timeout_s = {timeout:g} s; its replica may "
-                                             "be restarting: retry")  # fmt: skip
+                return VariantAnswer.refused(
+                    503,
+                    "model",
+                    f"variant {variant} (scored by Spark) did not answer "
+                    f"within serving.variant_timeout_s = {timeout:g} s; its replica may "
+                    "be restarting: retry",
+                )
             return answer
         call = getattr(slot, method)
         if envelope.rows >= OnnxScorer.BATCH_ROWS:  # a large batch must not stop the event loop
             return await asyncio.to_thread(call, envelope.payload, self.settings.sticky_key)
         return call(envelope.payload, self.settings.sticky_key)
 
+    async def _ask(self, variant: str, method: str) -> Any:
+        """A Spark-scored variant's answer to a status call (info, inputs), within ``REMOTE_STATUS_SECONDS``:
+        a lost replica must not hold /health or /openapi.json while Serve replaces it."""
+        return await asyncio.wait_for(
+            _awaited(getattr(self.handles[variant], method).remote()), REMOTE_STATUS_SECONDS
+        )
+
     async def _remote_info(self, variant: str) -> VariantInfo:
         try:
-            info: VariantInfo = await asyncio.wait_for(_awaited(self.handles[variant].info.remote()),
-                                                       REMOTE_STATUS_SECONDS)  # fmt: skip
+            info: VariantInfo = await self._ask(variant, "info")
             return info
         except Exception as error:  # no replica answered (lost, being replaced): not ready, says why
-            reason = (f"no replica answered within {REMOTE_STATUS_SECONDS:g} s ({type(error).__name__}): one lost "
-                      "and being replaced?")  # fmt: skip
-            return VariantInfo(variant, self.settings.variants[variant].source.describe(), ready=False,
-                               missing=False, error=reason)  # fmt: skip
+            reason = (
+                f"no replica answered within {REMOTE_STATUS_SECONDS:g} s ({type(error).__name__}): one lost "
+                "and being replaced?"
+            )
+            source = self.settings.variants[variant].source.describe()
+            return VariantInfo(variant, source, ready=False, missing=False, error=reason)
 
     async def _remote_inputs(self, variant: str) -> VariantInputs | None:
         try:
-            inputs: VariantInputs | None = await asyncio.wait_for(
-                _awaited(self.handles[variant].inputs.remote()), REMOTE_STATUS_SECONDS
-            )
+            inputs: VariantInputs | None = await self._ask(variant, "inputs")
             return inputs
         except Exception:  # no replica answered: listed again once one does
             return None

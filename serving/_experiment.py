@@ -31,8 +31,15 @@ class ExperimentRules:
 
 def experiment_rules(experiment: ExperimentConfig, alpha: float | None = None) -> ExperimentRules:
     """The rules of the config's ``experiment`` section (``alpha`` overriding its own)."""
-    return ExperimentRules(experiment.metric, experiment.mde, alpha or experiment.alpha, experiment.min_samples,
-                           experiment.max_error_rate, experiment.max_p99_ms, experiment.lookback_days)  # fmt: skip
+    return ExperimentRules(
+        experiment.metric,
+        experiment.mde,
+        alpha or experiment.alpha,
+        experiment.min_samples,
+        experiment.max_error_rate,
+        experiment.max_p99_ms,
+        experiment.lookback_days,
+    )
 
 
 @dataclass(frozen=True)
@@ -67,8 +74,13 @@ def _latest_outcomes(feedback_path: str | Path) -> dict[tuple[str, int], float]:
         return {}
     table = DeltaTable(str(feedback_path)).to_pyarrow_table(columns=["request_id", "row", "outcome", "time"])
     table = table.sort_by("time")
-    return dict(zip(zip(table["request_id"].to_pylist(), table["row"].to_pylist(), strict=True),
-                    table["outcome"].to_pylist(), strict=True))  # fmt: skip
+    return dict(
+        zip(
+            zip(table["request_id"].to_pylist(), table["row"].to_pylist(), strict=True),
+            table["outcome"].to_pylist(),
+            strict=True,
+        )
+    )
 
 
 def _prediction(output: str) -> tuple[float | None, bool]:
@@ -81,9 +93,13 @@ def _prediction(output: str) -> tuple[float | None, bool]:
 
 
 def online_report(
-    log_path: str | Path, feedback_path: str | Path, a: str, b: str, rules: ExperimentRules,
+    log_path: str | Path,
+    feedback_path: str | Path,
+    a: str,
+    b: str,
+    rules: ExperimentRules,
     today: dt.date | None = None,
-) -> OnlineReport:  # fmt: skip
+) -> OnlineReport:
     """Compare versions ``a`` and ``b`` on what they answered in the last ``rules.lookback_days`` days."""
     since = ((today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=rules.lookback_days)).isoformat()
     rows = _log_rows(log_path, (a, b), since).to_pylist()
@@ -107,13 +123,20 @@ def online_report(
         if row["role"] in ("routed", "shadow"):
             answers.setdefault(key, {})[row["role"]] = (version, prediction)
     comparisons = [compare_routed(rules.metric, routed[a], routed[b], rules.mde, rules.alpha, rules.min_samples)]
-    pairs = [(key, both) for key, both in answers.items()
-             if {both.get("routed", ("", 0))[0], both.get("shadow", ("", 0))[0]} == {a, b}]  # fmt: skip
+    pairs = [
+        (key, both)
+        for key, both in answers.items()
+        if {both.get("routed", ("", 0))[0], both.get("shadow", ("", 0))[0]} == {a, b}
+    ]
     if pairs:
         by_version = [{version: prediction for version, prediction in both.values()} for _, both in pairs]
-        shadowed = compare_shadowed(rules.metric, [found[a] for found in by_version],
-                                    [found[b] for found in by_version], [outcomes[key] for key, _ in pairs],
-                                    rules.alpha)  # fmt: skip
+        shadowed = compare_shadowed(
+            rules.metric,
+            [found[a] for found in by_version],
+            [found[b] for found in by_version],
+            [outcomes[key] for key, _ in pairs],
+            rules.alpha,
+        )
         if shadowed is not None:
             comparisons.append(shadowed)
     guardrails = [guardrail(version, latency[version], failed[version]) for version in (a, b)]
@@ -131,9 +154,16 @@ def log_online_comparison(
     reason). Returns the run's id."""
     from pipeline.tracking.registry import log_comparison
 
-    params: dict[str, Any] = {"a_version": report.a, "b_version": report.b, **context, "data": data,
-                              "alpha": rules.alpha, "mde": rules.mde, "metric": rules.metric,
-                              "breaches": "; ".join(map(str, report.breaches)) or "none"}  # fmt: skip
+    params: dict[str, Any] = {
+        "a_version": report.a,
+        "b_version": report.b,
+        **context,
+        "data": data,
+        "alpha": rules.alpha,
+        "mde": rules.mde,
+        "metric": rules.metric,
+        "breaches": "; ".join(map(str, report.breaches)) or "none",
+    }
     figures = {f"{found.version}_p99_ms": found.p99_ms for found in report.guardrails}
     figures.update({f"{found.version}_error_rate": found.error_rate for found in report.guardrails})
     for compared in report.comparisons:

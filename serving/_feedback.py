@@ -21,13 +21,15 @@ from pydantic import BaseModel, Field
 
 from serving._requests import Refused
 
-FEEDBACK_SCHEMA = pa.schema([
-    pa.field("request_id", pa.string(), nullable=False),
-    pa.field("row", pa.int32(), nullable=False),  # the record's index in its request
-    pa.field("outcome", pa.float64(), nullable=False),
-    pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),  # when the outcome arrived
-    pa.field("source", pa.string(), nullable=False),  # api, or the file or table it was loaded from
-])  # fmt: skip
+FEEDBACK_SCHEMA = pa.schema(
+    [
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("row", pa.int32(), nullable=False),  # the record's index in its request
+        pa.field("outcome", pa.float64(), nullable=False),
+        pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),  # when the outcome arrived
+        pa.field("source", pa.string(), nullable=False),  # api, or the file or table it was loaded from
+    ]
+)
 MAX_REQUEST_ID = 128
 _SHOWN_UNKNOWN = 20  # unknown outcomes listed in an answer (all are counted)
 
@@ -150,10 +152,15 @@ def append_feedback(path: str | Path, outcomes: Iterable[Outcome], source: str) 
         return 0
     now = dt.datetime.now(dt.UTC)
     table = pa.Table.from_pydict(
-        {"request_id": [row.request_id for row in rows], "row": [row.row for row in rows],
-         "outcome": [row.outcome for row in rows], "time": [now] * len(rows), "source": [source] * len(rows)},
+        {
+            "request_id": [row.request_id for row in rows],
+            "row": [row.row for row in rows],
+            "outcome": [row.outcome for row in rows],
+            "time": [now] * len(rows),
+            "source": [source] * len(rows),
+        },
         schema=FEEDBACK_SCHEMA,
-    )  # fmt: skip
+    )
     write_deltalake(str(path), table, mode="append")
     return len(rows)
 

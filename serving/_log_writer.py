@@ -40,8 +40,14 @@ class Answered:
 class PredictionLogWriter:
     """Buffers answered requests of one replica and commits them; ``log`` is None when the log is off."""
 
-    def __init__(self, path: str | None, max_buffer_rows: int, flush_seconds: float, model_name: str,
-                 wait_for_disk: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str | None,
+        max_buffer_rows: int,
+        flush_seconds: float,
+        model_name: str,
+        wait_for_disk: bool = False,
+    ) -> None:
         self.log = PredictionLog(path, max_buffer_rows) if path else None
         self._flush_seconds = flush_seconds
         self._model_name = model_name
@@ -58,12 +64,24 @@ class PredictionLogWriter:
             return None
         failed = answer.status >= 500
         output = orjson.dumps([{"error": answer.status}] * answered.envelope.rows) if failed else answer.output
-        written = self.log.offer(AnsweredRequest(
-            answered.request_id, time.time(), "recommend" if answered.method == "recommend" else "predict",
-            answered.variant, answered.role, self._model_name, answered.version, answered.trained_on,
-            answer.scorer, answered.body, output, time.perf_counter() - answered.started,
-            answered.envelope.sticky, answered.envelope.rows,
-        ))  # fmt: skip
+        written = self.log.offer(
+            AnsweredRequest(
+                answered.request_id,
+                time.time(),
+                "recommend" if answered.method == "recommend" else "predict",
+                answered.variant,
+                answered.role,
+                self._model_name,
+                answered.version,
+                answered.trained_on,
+                answer.scorer,
+                answered.body,
+                output,
+                time.perf_counter() - answered.started,
+                answered.envelope.sticky,
+                answered.envelope.rows,
+            )
+        )
         if not written:
             return None
         self._written.set()

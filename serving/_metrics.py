@@ -25,8 +25,10 @@ class _Histogram:
 
 
 def _labels(**values: str) -> str:
-    escaped = (f'{key}="{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-               for key, value in values.items())  # fmt: skip
+    escaped = (
+        f'{key}="{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for key, value in values.items()
+    )
     return "{" + ",".join(escaped) + "}"
 
 
@@ -66,12 +68,14 @@ class MetricsTable:
 
     def to_json(self) -> str:
         """Everything counted so far, to be stored where it outlives the process holding it."""
-        return json.dumps({
-            "requests": [[*key, count] for key, count in self.requests.items()],
-            "rows": [[*key, count] for key, count in self.rows.items()],
-            "latency": [[*key, h.counts, h.total, h.observations] for key, h in self.latency.items()],
-            "log": self.log,
-        })  # fmt: skip
+        return json.dumps(
+            {
+                "requests": [[*key, count] for key, count in self.requests.items()],
+                "rows": [[*key, count] for key, count in self.rows.items()],
+                "latency": [[*key, h.counts, h.total, h.observations] for key, h in self.latency.items()],
+                "log": self.log,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> MetricsTable:

@@ -26,23 +26,25 @@ from serving._wal import WAL_FOLDER, Frame, WriteAheadLog, encode, orphaned, rea
 
 logger = logging.getLogger("ray.serve")
 
-LOG_SCHEMA = pa.schema([
-    pa.field("request_id", pa.string(), nullable=False),
-    pa.field("row", pa.int32(), nullable=False),  # the record's index in its request
-    pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
-    pa.field("date", pa.string(), nullable=False),  # UTC day of `time`: the partition
-    pa.field("route", pa.string(), nullable=False),  # predict or recommend
-    pa.field("variant", pa.string(), nullable=False),
-    pa.field("role", pa.string(), nullable=False),  # routed, direct (model_id) or shadow
-    pa.field("model", pa.string(), nullable=False),
-    pa.field("version", pa.string(), nullable=False),
-    pa.field("trained_on_delta_version", pa.int64()),  # the Delta version the model version was trained on
-    pa.field("scorer", pa.string()),  # onnx or spark
-    pa.field("input", pa.string(), nullable=False),  # the record as sent (JSON)
-    pa.field("output", pa.string(), nullable=False),  # its prediction (JSON: label and probabilities, value...)
-    pa.field("latency_ms", pa.float64(), nullable=False),  # the whole request's, as the ingress saw it
-    pa.field("sticky_key_hash", pa.string()),  # sha256 (16 hex digits) of the sticky key's value
-])  # fmt: skip
+LOG_SCHEMA = pa.schema(
+    [
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("row", pa.int32(), nullable=False),  # the record's index in its request
+        pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("date", pa.string(), nullable=False),  # UTC day of `time`: the partition
+        pa.field("route", pa.string(), nullable=False),  # predict or recommend
+        pa.field("variant", pa.string(), nullable=False),
+        pa.field("role", pa.string(), nullable=False),  # routed, direct (model_id) or shadow
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("version", pa.string(), nullable=False),
+        pa.field("trained_on_delta_version", pa.int64()),  # the Delta version the model version was trained on
+        pa.field("scorer", pa.string()),  # onnx or spark
+        pa.field("input", pa.string(), nullable=False),  # the record as sent (JSON)
+        pa.field("output", pa.string(), nullable=False),  # its prediction (JSON: label, probabilities...)
+        pa.field("latency_ms", pa.float64(), nullable=False),  # the whole request's, as the ingress saw it
+        pa.field("sticky_key_hash", pa.string()),  # sha256 (16 hex digits) of the sticky key's value
+    ]
+)
 PARTITION = "date"
 _CHUNK = 256  # entries turned into rows at a time by a commit
 _APP = "pipeline-prediction-log-"  # + a replica's write-ahead owner: the Delta txn app id of its commits
@@ -71,9 +73,22 @@ class AnsweredRequest:
 
     def frame(self) -> bytes:
         """The entry as one write-ahead frame."""
-        meta = orjson.dumps([self.request_id, self.time, self.route, self.variant, self.role, self.model,
-                             self.version, self.trained_on_delta_version, self.scorer, self.latency_seconds,
-                             self.sticky, self.rows])  # fmt: skip
+        meta = orjson.dumps(
+            [
+                self.request_id,
+                self.time,
+                self.route,
+                self.variant,
+                self.role,
+                self.model,
+                self.version,
+                self.trained_on_delta_version,
+                self.scorer,
+                self.latency_seconds,
+                self.sticky,
+                self.rows,
+            ]
+        )
         return encode(Frame(meta, self.body, self.output))
 
     @classmethod
@@ -81,8 +96,22 @@ class AnsweredRequest:
         request_id, at, route, variant, role, model, version, trained_on, scorer, latency, sticky, rows = (
             orjson.loads(frame.meta)
         )
-        return cls(request_id, at, route, variant, role, model, version, trained_on, scorer, frame.body,
-                   frame.output, latency, sticky, rows)  # fmt: skip
+        return cls(
+            request_id,
+            at,
+            route,
+            variant,
+            role,
+            model,
+            version,
+            trained_on,
+            scorer,
+            frame.body,
+            frame.output,
+            latency,
+            sticky,
+            rows,
+        )
 
 
 @dataclass(frozen=True)
@@ -94,8 +123,9 @@ class LogCounts:
     failed_writes: int = 0
 
     def __add__(self, other: LogCounts) -> LogCounts:
-        return LogCounts(self.written + other.written, self.dropped + other.dropped,
-                         self.failed_writes + other.failed_writes)  # fmt: skip
+        return LogCounts(
+            self.written + other.written, self.dropped + other.dropped, self.failed_writes + other.failed_writes
+        )
 
 
 def sticky_key_hash(value: str | None) -> str | None:
@@ -123,11 +153,19 @@ def log_table(entries: list[AnsweredRequest]) -> pa.Table:
             inputs = [None] * len(outputs)
         at = dt.datetime.fromtimestamp(entry.time, tz=dt.UTC)
         shared = {
-            "request_id": entry.request_id, "time": at, "date": at.date().isoformat(), "route": entry.route,
-            "variant": entry.variant, "role": entry.role, "model": entry.model, "version": entry.version,
-            "trained_on_delta_version": entry.trained_on_delta_version, "scorer": entry.scorer,
-            "latency_ms": entry.latency_seconds * 1000, "sticky_key_hash": sticky_key_hash(entry.sticky),
-        }  # fmt: skip
+            "request_id": entry.request_id,
+            "time": at,
+            "date": at.date().isoformat(),
+            "route": entry.route,
+            "variant": entry.variant,
+            "role": entry.role,
+            "model": entry.model,
+            "version": entry.version,
+            "trained_on_delta_version": entry.trained_on_delta_version,
+            "scorer": entry.scorer,
+            "latency_ms": entry.latency_seconds * 1000,
+            "sticky_key_hash": sticky_key_hash(entry.sticky),
+        }
         for row, (record, output) in enumerate(zip(inputs, outputs, strict=False)):
             for name, value in shared.items():
                 columns[name].append(value)
@@ -173,8 +211,12 @@ class PredictionLog:
                     self._wal = WriteAheadLog(Path(self.path) / WAL_FOLDER)
                 self._wal.append(frame)
             except OSError as error:
-                logger.warning("prediction log: %d rows of request %s not written ahead: %s", entry.rows,
-                               entry.request_id, error)  # fmt: skip
+                logger.warning(
+                    "prediction log: %d rows of request %s not written ahead: %s",
+                    entry.rows,
+                    entry.request_id,
+                    error,
+                )
                 self._counts += LogCounts(dropped=entry.rows)
                 return False
             self._pending_rows += entry.rows
@@ -252,8 +294,9 @@ class PredictionLog:
             self._table.update_incremental()  # other replicas' commits, adoptions among them
         app = _APP + owner
         done = self._table.transaction_version(app)  # set when its owner died after a commit, before cleanup
-        entries = [entry for path, batch in segments if done is None or segment_number(path) > done
-                   for entry in batch]  # fmt: skip
+        entries = [
+            entry for path, batch in segments if done is None or segment_number(path) > done for entry in batch
+        ]
         if not entries:
             return 0
         tables = []
@@ -264,8 +307,13 @@ class PredictionLog:
             time.sleep(0)
         table = pa.concat_tables(tables)
         last = Transaction(app, max(segment_number(path) for path, _ in segments))
-        write_deltalake(self._table, table, mode="append", partition_by=[PARTITION],
-                        commit_properties=CommitProperties(app_transactions=[last]))  # fmt: skip
+        write_deltalake(
+            self._table,
+            table,
+            mode="append",
+            partition_by=[PARTITION],
+            commit_properties=CommitProperties(app_transactions=[last]),
+        )
         return table.num_rows
 
     def _failed(self, error: Exception) -> None:

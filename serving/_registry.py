@@ -178,11 +178,15 @@ class SparkFallback:
         schema = self._model.metadata.get_input_schema()
         # MLflow enforces the logged signature exactly: JSON's integers must become int32 where it says
         # "integer", and doubles where it says "double" (it refuses int64 -> int32 and int -> double).
-        self._dtypes = {col.name: _PANDAS_TYPES[col.type.name] for col in (schema.inputs if schema else [])
-                        if getattr(col.type, "name", None) in _PANDAS_TYPES}  # fmt: skip
+        self._dtypes = {
+            col.name: _PANDAS_TYPES[col.type.name]
+            for col in (schema.inputs if schema else [])
+            if getattr(col.type, "name", None) in _PANDAS_TYPES
+        }
         # The inputs the signature types as integers: only whole numbers in range, and no null, are scored.
-        self.integer_ranges = {name: _INTEGER_RANGES[dtype] for name, dtype in self._dtypes.items()
-                               if dtype in _INTEGER_RANGES}  # fmt: skip
+        self.integer_ranges = {
+            name: _INTEGER_RANGES[dtype] for name, dtype in self._dtypes.items() if dtype in _INTEGER_RANGES
+        }
 
     def score(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         import pandas as pd
@@ -195,9 +199,11 @@ class SparkFallback:
             for index, value in enumerate(whole):
                 if value is None or not low <= value <= high:
                     got = json.dumps(records[index][name])[:80]
-                    reason = (f"expected a whole number from {low} to {high}, got {got}: this "
-                              "version is served by the Spark fallback, held to MLflow's signature, which takes "
-                              "no null or fraction for an integer input")  # fmt: skip
+                    reason = (
+                        f"expected a whole number from {low} to {high}, got {got}: this "
+                        "version is served by the Spark fallback, held to MLflow's signature, which takes "
+                        "no null or fraction for an integer input"
+                    )
                     raise RecordError(name, reason, index)
             frame[name] = whole
         for name, dtype in self._dtypes.items():

@@ -84,11 +84,17 @@ class RecommendResponse(BaseModel):
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the error statuses a route can answer."""
-    meaning = {400: "not JSON", 401: "no valid bearer token", 403: "path outside the data roots",
-               404: "unknown model_id or job", 409: "no variant with a loaded model would get traffic",
-               413: "too many rows or bytes", 422: "a field is invalid",
-               500: "a variant failed",
-               503: "no model loaded, Ray Jobs unavailable, or the prediction log off"}  # fmt: skip
+    meaning = {
+        400: "not JSON",
+        401: "no valid bearer token",
+        403: "path outside the data roots",
+        404: "unknown model_id or job",
+        409: "no variant with a loaded model would get traffic",
+        413: "too many rows or bytes",
+        422: "a field is invalid",
+        500: "a variant failed",
+        503: "no model loaded, Ray Jobs unavailable, or the prediction log off",
+    }
     return {status: {"model": Problem, "description": meaning[status]} for status in statuses}
 
 
@@ -227,8 +233,12 @@ def _form(
     properties = {**fields, "model_id": {"type": "null"} if model_id is None else {"enum": model_id}}
     if sticky_key is not None and sticky_key not in properties:
         properties[sticky_key] = {"description": "the sticky key: requests with the same value reach one variant"}
-    return {"type": "object", "properties": properties, "additionalProperties": False,
-            "required": required if model_id is None else [*required, "model_id"]}  # fmt: skip
+    return {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+        "required": required if model_id is None else [*required, "model_id"],
+    }
 
 
 IGNORED_FIELD = {"description": "a column of the table the model was trained on that it does not use: ignored"}
@@ -247,21 +257,33 @@ def predict_forms(
     properties = {**dict.fromkeys(ignored, IGNORED_FIELD), **dict(fields)}
     if sticky_key is not None and sticky_key not in properties:
         properties[sticky_key] = {}  # read as the sticky key from the first record, else ignored
-    record = {"type": "object", "properties": properties, "required": [name for name, _ in fields],
-              "additionalProperties": False}  # fmt: skip
+    record = {
+        "type": "object",
+        "properties": properties,
+        "required": [name for name, _ in fields],
+        "additionalProperties": False,
+    }
     instances = {"type": "array", "items": record, "minItems": 1, "maxItems": max_rows}
-    features = {"type": "array", "prefixItems": [schema for _, schema in fields],
-                "minItems": len(fields), "maxItems": len(fields)}  # fmt: skip
-    return [_form({"instances": instances}, ["instances"], model_id, sticky_key),
-            _form({"features": features}, ["features"], model_id, sticky_key)]  # fmt: skip
+    features = {
+        "type": "array",
+        "prefixItems": [schema for _, schema in fields],
+        "minItems": len(fields),
+        "maxItems": len(fields),
+    }
+    return [
+        _form({"instances": instances}, ["instances"], model_id, sticky_key),
+        _form({"features": features}, ["features"], model_id, sticky_key),
+    ]
 
 
 def recommend_forms(model_id: list[str] | None, max_rows: int, sticky_key: str | None) -> list[dict[str, Any]]:
     """The two bodies ``recommend_envelope`` takes: one ``user``, or a list of ``users``; ``k`` items each."""
     k = {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": 10}
     users = {"type": "array", "items": USER_ID, "minItems": 1, "maxItems": max_rows}
-    return [_form({"user": USER_ID, "k": k}, ["user"], model_id, sticky_key),
-            _form({"users": users, "k": k}, ["users"], model_id, sticky_key)]  # fmt: skip
+    return [
+        _form({"user": USER_ID, "k": k}, ["user"], model_id, sticky_key),
+        _form({"users": users, "k": k}, ["users"], model_id, sticky_key),
+    ]
 
 
 def weights_body(raw: Any) -> dict[str, Any]:

@@ -26,8 +26,14 @@ _KEPT_OUTPUTS = 10  # predictions kept per shadow log entry: enough to compare b
 class Shadowing:
     """Sends copies of routed requests to ``variant`` in the background of one replica's event loop."""
 
-    def __init__(self, variant: str | None, directory: VariantDirectory, accounting: RequestAccounting,
-                 writer: PredictionLogWriter, state: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        variant: str | None,
+        directory: VariantDirectory,
+        accounting: RequestAccounting,
+        writer: PredictionLogWriter,
+        state: Any,
+    ) -> None:
         self.variant = variant
         self._directory = directory
         self._accounting = accounting
@@ -59,11 +65,26 @@ class Shadowing:
         version = answer.version or "none"
         self._accounting.count(self.variant, version, "shadow", answer.status, started, envelope.rows)
         logged_version = answer.version or self._directory.version_of(self.variant)  # a failure names none
-        answered = Answered(request_id, method, self.variant, "shadow", logged_version,
-                            self._directory.trained_on(logged_version), envelope, body, started)  # fmt: skip
+        answered = Answered(
+            request_id,
+            method,
+            self.variant,
+            "shadow",
+            logged_version,
+            self._directory.trained_on(logged_version),
+            envelope,
+            body,
+            started,
+        )
         self._writer.offer(answered, answer)
         output = orjson.loads(answer.output)[:_KEPT_OUTPUTS] if answer.status == 200 else []
-        entry = {"request_id": request_id, "variant": self.variant, "version": version, "status": answer.status,
-                 "method": method, "output": output}  # fmt: skip
+        entry = {
+            "request_id": request_id,
+            "variant": self.variant,
+            "version": version,
+            "status": answer.status,
+            "method": method,
+            "output": output,
+        }
         self._state.record_shadow.remote(entry)
         logger.info("shadow %s", json.dumps(entry))

@@ -57,8 +57,13 @@ class VariantInfo:
     def as_json(self) -> dict[str, Any]:
         """The status of a variant with nothing loaded; with the loaded version's facts when ready."""
         if not self.ready:
-            return {"variant": self.variant, "source": self.source, "ready": False, "missing": self.missing,
-                    "error": self.error}  # fmt: skip
+            return {
+                "variant": self.variant,
+                "source": self.source,
+                "ready": False,
+                "missing": self.missing,
+                "error": self.error,
+            }
         return asdict(self)
 
 
@@ -92,15 +97,24 @@ class VariantSlot:
         """The variant's status as /health and /models show it."""
         model = self.model
         if model is None:
-            return VariantInfo(self.variant, self.source.describe(), ready=False, missing=self.missing,
-                               error=self.error)  # fmt: skip
+            return VariantInfo(
+                self.variant, self.source.describe(), ready=False, missing=self.missing, error=self.error
+            )
         return VariantInfo(
-            self.variant, self.source.describe(), ready=True, missing=False, error=self.error,
-            version=model.version, run_id=model.run_id, scorer=model.scorer, scorer_reason=model.reason,
+            self.variant,
+            self.source.describe(),
+            ready=True,
+            missing=False,
+            error=self.error,
+            version=model.version,
+            run_id=model.run_id,
+            scorer=model.scorer,
+            scorer_reason=model.reason,
             lineage=dict(model.lineage),
             inputs=[{"name": item.name, "type": item.describe()} for item in model.spec.inputs],
-            ignored_inputs=list(model.spec.ignored), task=model.spec.task,
-        )  # fmt: skip
+            ignored_inputs=list(model.spec.ignored),
+            task=model.spec.task,
+        )
 
     def inputs(self) -> VariantInputs | None:
         """What the loaded version takes (its fields' JSON Schemas, as its scorer checks them); None unloaded."""
@@ -120,8 +134,13 @@ class VariantSlot:
             return {"variant": self.variant, "version": current, "changed": False, "error": str(error)}
         if target != current:
             self._load()
-        return {"variant": self.variant, "version": self.version, "previous": current,
-                "changed": self.version != current, "error": self.error}  # fmt: skip
+        return {
+            "variant": self.variant,
+            "version": self.version,
+            "previous": current,
+            "changed": self.version != current,
+            "error": self.error,
+        }
 
     def score(self, payload: dict[str, Any], ignore: str | None) -> VariantAnswer:
         """Predictions for a body whose shape the ingress checked; ``ignore``: the sticky key, when the model

@@ -87,8 +87,12 @@ def segments(folder: Path) -> list[Path]:
 def read_segment(path: Path) -> list[Frame]:
     frames, torn = decode(path.read_bytes())
     if torn:
-        logger.warning("prediction log: %d bytes at the end of %s are not a whole entry (a write cut short "
-                       "by a crash; its answer was not returned): ignored", torn, path)  # fmt: skip
+        logger.warning(
+            "prediction log: %d bytes at the end of %s are not a whole entry (a write cut short "
+            "by a crash; its answer was not returned): ignored",
+            torn,
+            path,
+        )
     return frames
 
 

@@ -40,8 +40,9 @@ def _aliases(tracking: TrackingConfig) -> dict[str, str]:
 
 
 def _record(settings: WatchSettings, report: OnlineReport, reason: str) -> str:
-    return log_online_comparison(settings.tracking, report, settings.rules, "online, by the serving app",
-                                 reason=reason)  # fmt: skip
+    return log_online_comparison(
+        settings.tracking, report, settings.rules, "online, by the serving app", reason=reason
+    )
 
 
 def check_once(settings: WatchSettings) -> str | None:

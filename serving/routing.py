@@ -27,8 +27,10 @@ def check_weights(weights: Mapping[str, float], variants: set[str]) -> dict[str,
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
             raise WeightsError(f"weights.{name} = {value!r}: must be a finite number >= 0")
         if 0 < value < MIN_WEIGHT:
-            raise WeightsError(f"weights.{name} = {value!r}: must be 0 or at least {MIN_WEIGHT:g} (a smaller "
-                               "share cannot route a request)")  # fmt: skip
+            raise WeightsError(
+                f"weights.{name} = {value!r}: must be 0 or at least {MIN_WEIGHT:g} (a smaller "
+                "share cannot route a request)"
+            )
         checked[name] = float(value)
     if sum(checked.values()) <= 0:
         raise WeightsError(f"weights = {dict(weights)}: at least one must be above 0")
@@ -38,8 +40,11 @@ def check_weights(weights: Mapping[str, float], variants: set[str]) -> dict[str,
 def weights_schema(variants: list[str]) -> dict[str, Any]:
     """The JSON Schema of what ``check_weights`` takes: known variants only, each 0 or a finite number of
     at least ``MIN_WEIGHT``, at least one above 0."""
-    weight = {"type": "number", "anyOf": [{"const": 0}, {"minimum": MIN_WEIGHT, "maximum": sys.float_info.max}],
-              "description": f"0, or at least {MIN_WEIGHT:g}"}  # fmt: skip
+    weight = {
+        "type": "number",
+        "anyOf": [{"const": 0}, {"minimum": MIN_WEIGHT, "maximum": sys.float_info.max}],
+        "description": f"0, or at least {MIN_WEIGHT:g}",
+    }
     return {
         "type": "object",
         "properties": {name: weight for name in variants},

@@ -113,8 +113,11 @@ def cli_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment a user's shell gives ``python -m pipeline``: this process's, without the variables
     its own ``ray.init`` exported (RAY_AUTH_MODE=token: a CLI that relied on them would pass here and fail
     for the user) or a test's ``PIPELINE__`` overrides."""
-    environment = {key: value for key, value in os.environ.items()
-                   if not key.startswith("PIPELINE__") and key not in RAY_SESSION_VARIABLES}  # fmt: skip
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PIPELINE__") and key not in RAY_SESSION_VARIABLES
+    }
     environment.update(extra or {})
     return environment
 

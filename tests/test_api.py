@@ -52,8 +52,9 @@ def test_overrides_merge_into_a_section_and_a_dotted_key_replaces_it() -> None:
 
 def test_overrides_win_over_the_environment_and_the_file_is_untouched() -> None:
     before = CONFIG.read_text()
-    config = pipeline.load_config(CONFIG, overrides={"spark.num_executors": 3},
-                                  environ={"PIPELINE__SPARK__NUM_EXECUTORS": "2"})  # fmt: skip
+    config = pipeline.load_config(
+        CONFIG, overrides={"spark.num_executors": 3}, environ={"PIPELINE__SPARK__NUM_EXECUTORS": "2"}
+    )
     assert config.spark.num_executors == 3
     assert CONFIG.read_text() == before
 
@@ -94,16 +95,20 @@ def test_the_exploration_notebook_runs_a_sweep_shows_its_leaderboard_and_plots(
     for name in RAY_SESSION_VARIABLES:  # the kernel gets a user's environment, not this session's Ray's
         monkeypatch.delenv(name, raising=False)
     # Small and quiet for CI, through the environment the kernel inherits (the notebook sets no size).
-    for key, value in {"DATA__INGEST__GENERATE__ROWS": "4000", "RAY__DASHBOARD": "false",
-                       "SPARK__EXECUTOR_MEMORY": "1g"}.items():  # fmt: skip
+    for key, value in {
+        "DATA__INGEST__GENERATE__ROWS": "4000",
+        "RAY__DASHBOARD": "false",
+        "SPARK__EXECUTOR_MEMORY": "1g",
+    }.items():
         monkeypatch.setenv(f"PIPELINE__{key}", value)
     notebook = nbformat.read(tmp_path / "notebooks" / "model_exploration.ipynb", as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), (
         "saved with outputs"
     )
 
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path / "notebooks")}}).execute()  # fmt: skip
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path / "notebooks")}}
+    ).execute()
 
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     leaderboard = next(cell for cell in code if cell.source.strip() == "result.leaderboard")
@@ -139,12 +144,20 @@ def test_the_exploration_notebook_runs_a_sweep_shows_its_leaderboard_and_plots(
     assert all(run.info.status == "FINISHED" and "auc_roc" in run.data.metrics for run in trials)
     params = [run.data.params for run in trials]
     points = {(param["algorithm"], param.get("hp.regParam", param.get("hp.maxDepth"))) for param in params}
-    assert points == {("logistic_regression", "0.001"), ("logistic_regression", "0.01"),
-                      ("logistic_regression", "0.1"), ("random_forest", "4"), ("random_forest", "8")}  # fmt: skip
+    assert points == {
+        ("logistic_regression", "0.001"),
+        ("logistic_regression", "0.01"),
+        ("logistic_regression", "0.1"),
+        ("random_forest", "4"),
+        ("random_forest", "8"),
+    }
     assert len({run.data.tags["spark_app"] for run in trials}) == 1  # every trial served by one Spark app
     # Two at a time: some trials' lifetimes (from Tune's own records) overlap.
-    results = [json.loads(line) for path in (tmp_path / "ray_results").glob("*/*/result.json")
-               for line in path.read_text().splitlines()]  # fmt: skip
+    results = [
+        json.loads(line)
+        for path in (tmp_path / "ray_results").glob("*/*/result.json")
+        for line in path.read_text().splitlines()
+    ]
     windows = sorted((r["timestamp"] - r["time_total_s"], r["timestamp"]) for r in results)
     assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(windows))
     (refit,) = [run for run in children if "trial_id" not in run.data.tags]

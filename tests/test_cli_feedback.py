@@ -26,14 +26,26 @@ def test_feedback_loads_the_known_outcomes_and_refuses_bad_columns_by_name(
     _logged(tmp_path / "prediction_log", {"a": 2, "b": 1, "c": 1})
     config = tmp_path / "job.yaml"
     data = {"source": {"path": "data/t"}, "label": "churned"}
-    config.write_text(yaml.safe_dump({"root": str(tmp_path), "data": data,
-                                      "tracking": {"uri": f"sqlite:///{tmp_path}/mlflow.db"}}))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {"root": str(tmp_path), "data": data, "tracking": {"uri": f"sqlite:///{tmp_path}/mlflow.db"}}
+        )
+    )
     cli = functools.partial(registry_cli, capsys, monkeypatch, {})
     outcomes = pa.table({"request": ["a", "a", "b", "nope"], "line": [0, 1, 0, 0], "churned": [1, 0, 1, 1]})
     pa_csv.write_csv(outcomes, tmp_path / "outcomes.csv")
 
-    loaded = cli("feedback", "--config", str(config), "--from", str(tmp_path / "outcomes.csv"), "--key", "request",
-                 "--row", "line")  # fmt: skip
+    loaded = cli(
+        "feedback",
+        "--config",
+        str(config),
+        "--from",
+        str(tmp_path / "outcomes.csv"),
+        "--key",
+        "request",
+        "--row",
+        "line",
+    )
     assert loaded.returncode == 0, loaded.stderr
     lines = loaded.stdout.splitlines()
     assert (
@@ -45,26 +57,42 @@ def test_feedback_loads_the_known_outcomes_and_refuses_bad_columns_by_name(
     ].endswith(": nope row 0")
     written = DeltaTable(str(tmp_path / "feedback")).to_pyarrow_table().to_pylist()
     assert sorted((row["request_id"], row["row"], row["outcome"]) for row in written) == [
-        ("a", 0, 1.0), ("a", 1, 0.0), ("b", 0, 1.0)]  # fmt: skip
+        ("a", 0, 1.0),
+        ("a", 1, 0.0),
+        ("b", 0, 1.0),
+    ]
     assert {row["source"] for row in written} == {f"csv:{tmp_path / 'outcomes.csv'}"}
 
     write_deltalake(str(tmp_path / "outcomes_delta"), pa.table({"request": ["c"], "value": [0.25]}))
-    from_delta = cli("feedback", "--config", str(config), "--from", str(tmp_path / "outcomes_delta"), "--key",
-                     "request", "--outcome", "value")  # fmt: skip
+    from_delta = cli(
+        "feedback",
+        "--config",
+        str(config),
+        "--from",
+        str(tmp_path / "outcomes_delta"),
+        "--key",
+        "request",
+        "--outcome",
+        "value",
+    )
     assert from_delta.returncode == 0 and from_delta.stdout.startswith("feedback: 1 of 1 outcomes"), from_delta
     assert DeltaTable(str(tmp_path / "feedback")).version() == 2  # created, then one commit per load
 
     pq.write_table(pa.table({"request": ["a", None], "churned": ["yes", "no"]}), tmp_path / "bad.parquet")
     for args, message in [
-        (["--key", "id"], f"error: --from {tmp_path / 'bad.parquet'}: no column 'id'; the parquet source has "
-                          "['request', 'churned']"),
+        (
+            ["--key", "id"],
+            f"error: --from {tmp_path / 'bad.parquet'}: no column 'id'; the parquet source has "
+            "['request', 'churned']",
+        ),
         (["--key", "request"], "error: --key request: 1 of 2 rows are empty; every row needs one"),
-    ]:  # fmt: skip
+    ]:
         refused = cli("feedback", "--config", str(config), "--from", str(tmp_path / "bad.parquet"), *args)
         assert (refused.returncode, refused.stderr.strip()) == (1, message)
     pq.write_table(pa.table({"request": ["a"], "churned": ["yes"]}), tmp_path / "text.parquet")
     text = cli("feedback", "--config", str(config), "--from", str(tmp_path / "text.parquet"), "--key", "request")
     assert text.returncode == 1 and text.stderr.strip() == (
         "error: --outcome churned: a string column; outcomes must be numbers (the label index a classifier "
-        "answers with, or a regressor's value)")  # fmt: skip
+        "answers with, or a regressor's value)"
+    )
     assert DeltaTable(str(tmp_path / "feedback")).version() == 2  # nothing written by a refused load

@@ -21,9 +21,22 @@ from tests.test_cli_train import registry_cli
 
 def _answered(request_id: str, records: list[dict[str, float]]) -> AnsweredRequest:
     outputs = [{"prediction": 1.0, "probability": [0.2, 0.8]} for _ in records]
-    return AnsweredRequest(request_id, time.time(), "predict", "champion", "routed", "traced", "1", 4, "onnx",
-                           orjson.dumps({"instances": records}), orjson.dumps(outputs), 0.0012, None,
-                           len(records))  # fmt: skip
+    return AnsweredRequest(
+        request_id,
+        time.time(),
+        "predict",
+        "champion",
+        "routed",
+        "traced",
+        "1",
+        4,
+        "onnx",
+        orjson.dumps({"instances": records}),
+        orjson.dumps(outputs),
+        0.0012,
+        None,
+        len(records),
+    )
 
 
 def test_trace_prints_the_answers_their_version_run_and_training_data(
@@ -36,8 +49,12 @@ def test_trace_prints_the_answers_their_version_run_and_training_data(
     run = client.create_run(experiment)
     client.set_terminated(run.info.run_id)
     client.create_registered_model("traced")
-    lineage = {"algorithm": "random_forest", "data.path": "/lake/transactions", "data.delta_version": "4",
-               "data.rows": "3000"}  # fmt: skip
+    lineage = {
+        "algorithm": "random_forest",
+        "data.path": "/lake/transactions",
+        "data.delta_version": "4",
+        "data.rows": "3000",
+    }
     client.create_model_version("traced", str(tmp_path / "artifacts" / "model"), run.info.run_id, tags=lineage)
     client.set_registered_model_alias("traced", "champion", "1")
     log = PredictionLog(str(tmp_path / "prediction_log"), max_buffer_rows=100)
@@ -46,10 +63,15 @@ def test_trace_prints_the_answers_their_version_run_and_training_data(
     log.offer(_answered("req-2", [{"amount": 9.0}]))
     assert log.commit() == 3
     config = tmp_path / "job.yaml"
-    config.write_text(yaml.safe_dump({
-        "root": str(tmp_path), "data": {"source": {"path": "data/t"}},
-        "tracking": {"uri": uri, "experiment": "demo", "registered_model": "traced"},
-    }))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "root": str(tmp_path),
+                "data": {"source": {"path": "data/t"}},
+                "tracking": {"uri": uri, "experiment": "demo", "registered_model": "traced"},
+            }
+        )
+    )
     cli = functools.partial(registry_cli, capsys, monkeypatch, {})
 
     traced = cli("trace", "--config", str(config), "req-1")
@@ -59,8 +81,10 @@ def test_trace_prints_the_answers_their_version_run_and_training_data(
     assert lines[1] == "routed answer by variant champion: traced version 1 (scorer onnx)"
     assert lines[2] == f"  MLflow run {run.info.run_id} (random_forest; @champion) in {uri}"
     assert lines[3] == "  trained on /lake/transactions at Delta version 4 (3000 rows)"
-    assert lines[4:] == ['  row 0: {"amount":1.5} -> {"prediction":1.0,"probability":[0.2,0.8]}',
-                         '  row 1: {"amount":2.5} -> {"prediction":1.0,"probability":[0.2,0.8]}']  # fmt: skip
+    assert lines[4:] == [
+        '  row 0: {"amount":1.5} -> {"prediction":1.0,"probability":[0.2,0.8]}',
+        '  row 1: {"amount":2.5} -> {"prediction":1.0,"probability":[0.2,0.8]}',
+    ]
 
     unknown = cli("trace", "--config", str(config), "req-404")
     assert unknown.returncode == 1 and unknown.stderr.strip() == (

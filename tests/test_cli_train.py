@@ -117,7 +117,9 @@ def test_run_then_models_then_promote(
         ], promoted.stderr[-2000:]
     rolled = registry("rollback", "--config", "config/pipeline.yaml")
     assert rolled.stdout.splitlines() == [
-        "demo-classifier: @champion -> version 1 (rolled back from version 2)", RELOAD_HINT]  # fmt: skip
+        "demo-classifier: @champion -> version 1 (rolled back from version 2)",
+        RELOAD_HINT,
+    ]
     again = registry("rollback", "--config", "config/pipeline.yaml")
     assert again.returncode == 1 and again.stderr.strip() == (
         "error: rollback: 'demo-classifier' has no @previous version (set when a promotion replaces one)"
@@ -232,15 +234,21 @@ def test_spark_that_the_cluster_cannot_hold_ends_within_its_timeout_in_one_line(
     import json
 
     result = tmp_path / "outcome.json"
-    env = {**small_run_env(tmp_path), "PIPELINE__SPARK__EXECUTOR_CORES": "16",
-           "PIPELINE__SPARK__PLACEMENT_STRATEGY": "PACK", "PIPELINE__SPARK__START_TIMEOUT_S": "5"}  # fmt: skip
+    env = {
+        **small_run_env(tmp_path),
+        "PIPELINE__SPARK__EXECUTOR_CORES": "16",
+        "PIPELINE__SPARK__PLACEMENT_STRATEGY": "PACK",
+        "PIPELINE__SPARK__START_TIMEOUT_S": "5",
+    }
     started = time.monotonic()
     failed = run_cli("train", "--config", "config/pipeline.yaml", "--result", str(result), env=env, timeout=300)
     elapsed = time.monotonic() - started
     assert failed.returncode == 1, failed.stderr[-3000:]
     last = failed.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: spark: no room for 1 executor(s) x 16 core(s), 1g each (placement PACK) "
-                           "within spark.start_timeout_s = 5 s; the cluster has "), last  # fmt: skip
+    assert last.startswith(
+        "error: spark: no room for 1 executor(s) x 16 core(s), 1g each (placement PACK) "
+        "within spark.start_timeout_s = 5 s; the cluster has "
+    ), last
     assert " CPU(s) and " in last and "GiB of memory free on 1 node(s)" in last, last
     assert "Traceback" not in failed.stderr
     assert json.loads(result.read_text()) == {"status": "FAILED", "error": last}

@@ -45,8 +45,9 @@ def test_the_dockerfile_copies_what_exists_and_installs_the_project_as_the_readm
     assert DOCKERFILE.splitlines()[[line.startswith("FROM") for line in DOCKERFILE.splitlines()].index(True)] == (
         "FROM python:3.11-slim"
     )
-    copied = [part for line in _instructions("COPY") for part in shlex.split(line)[:-1]
-              if not part.startswith("--")]  # fmt: skip
+    copied = [
+        part for line in _instructions("COPY") for part in shlex.split(line)[:-1] if not part.startswith("--")
+    ]
     assert all((PROJECT_ROOT / source).exists() for source in copied), copied
     packages = {pattern.rstrip("*") for pattern in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
     assert packages <= set(copied), packages - set(copied)  # an editable install needs every package's source

@@ -59,8 +59,9 @@ def load_config(
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError([f"{file}: the top level must be a mapping of sections, got {type(raw).__name__}"])
-    return config_from_dict(raw, base_dir=file.resolve().parent, origin=str(file), environ=environ, checks=checks,
-                            overrides=overrides)  # fmt: skip
+    return config_from_dict(
+        raw, base_dir=file.resolve().parent, origin=str(file), environ=environ, checks=checks, overrides=overrides
+    )
 
 
 def config_from_dict(

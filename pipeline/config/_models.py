@@ -88,10 +88,12 @@ class SparkConfig(_Section):
         "when it can, STRICT_SPREAD must; null: none",
     )
     start_timeout_s: float = Field(
-        default=300, gt=0, le=86_400,
+        default=300,
+        gt=0,
+        le=86_400,
         description="how long starting Spark may wait for its executors' placement group, then again for "
         "the executors to register",
-    )  # fmt: skip
+    )
     configs: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     @field_validator("executor_memory")
@@ -275,10 +277,12 @@ class TuningConfig(_Section):
     mode: Literal["max", "min"] | None = Field(default=None, description="default: the metric's direction")
     time_budget_s: float | None = Field(default=None, gt=0)
     max_failures: int = Field(
-        default=3, ge=0, le=100,
+        default=3,
+        ge=0,
+        le=100,
         description="retries of a trial whose worker, node or Spark actor was lost; an MLlib error is never "
         "retried (it would fail the same way): the trial fails with it at once",
-    )  # fmt: skip
+    )
     validation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0, description="of the training split")
     early_stopping: EarlyStopping | None = None
     trial_cpus: float = Field(default=0.5, gt=0.0, le=64, description="Ray CPUs reserved per trial")
@@ -365,10 +369,12 @@ class PredictionLogConfig(_Section):
     path: ProjectPath = Path("prediction_log")
     flush_seconds: float = Field(default=5.0, gt=0, le=3600, description="how often each replica commits")
     max_buffer_rows: int = Field(
-        default=100_000, ge=1, le=10_000_000,
+        default=100_000,
+        ge=1,
+        le=10_000_000,
         description="rows a replica holds written ahead but not committed; beyond it rows are dropped "
         "(counted in /metrics)",
-    )  # fmt: skip
+    )
     wait_for_disk: bool = Field(
         default=False,
         description="an answer waits for the fdatasync of its log rows, which then outlive a power cut too "
@@ -381,9 +387,11 @@ class FeedbackConfig(_Section):
 
     path: ProjectPath = Path("feedback")
     lookback_days: int = Field(
-        default=30, ge=1, le=3650,
+        default=30,
+        ge=1,
+        le=3650,
         description="an outcome must be for a prediction logged in the last this many days (else: unknown)",
-    )  # fmt: skip
+    )
 
 
 class ExperimentConfig(_Section):
@@ -456,15 +464,19 @@ class ServingConfig(_Section):
     max_ongoing_requests: int = Field(default=64, ge=1, le=10_000, description="per replica, before queueing")
     refresh_seconds: float = Field(default=1.0, gt=0, le=300, description="how often replicas pick up changes")
     variant_timeout_s: float = Field(
-        default=30, gt=0, le=3600,
+        default=30,
+        gt=0,
+        le=3600,
         description="how long a request waits for a Spark-scored variant (its replica lost and being replaced: "
         "about 20 s for its JVM); then 503. Such a variant gets no routed traffic while no replica answers",
-    )  # fmt: skip
+    )
     ready_timeout_s: float = Field(
-        default=180, gt=0, le=86_400,
+        default=180,
+        gt=0,
+        le=86_400,
         description="how long deploying waits for every replica to be placed and started and every variant's "
         "model to load; then it ends naming what is missing, what it asks and what the cluster has free",
-    )  # fmt: skip
+    )
     prediction_log: PredictionLogConfig = _defaults()
     feedback: FeedbackConfig = _defaults()
     data_roots: list[ProjectPath] = Field(

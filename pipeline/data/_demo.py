@@ -18,9 +18,17 @@ if TYPE_CHECKING:
 _ROWS_PER_PARTITION = 500_000
 _EPOCH_2026 = 1_767_225_600  # 2026-01-01T00:00:00Z
 _MERCHANTS = [
-    "grocery", "restaurants", "fuel", "pharmacy", "apparel",
-    "home", "entertainment", "electronics", "travel", "gaming",
-]  # fmt: skip
+    "grocery",
+    "restaurants",
+    "fuel",
+    "pharmacy",
+    "apparel",
+    "home",
+    "entertainment",
+    "electronics",
+    "travel",
+    "gaming",
+]
 _RISKY_MERCHANTS = ["electronics", "travel", "gaming"]
 _COUNTRIES = ["US", "GB", "DE", "FR", "CA", "ES", "IT", "NL", "SE", "BR", "IN", "MX", "NG", "RU", "VN"]
 _RISKY_COUNTRIES = ["NG", "RU", "VN", "BR"]

@@ -58,6 +58,8 @@ def offline_comparisons(
         return found
     if task == "regression":
         error_a, error_b = outcomes.prediction_a - label, outcomes.prediction_b - label
-        return [compare_errors(np.abs(error_a), np.abs(error_b), "mae", alpha, mde("mae")),
-                compare_errors(error_a**2, error_b**2, "mse", alpha, mde("mse"))]  # fmt: skip
+        return [
+            compare_errors(np.abs(error_a), np.abs(error_b), "mae", alpha, mde("mae")),
+            compare_errors(error_a**2, error_b**2, "mse", alpha, mde("mse")),
+        ]
     raise PipelineError(f"compare: {task} models are not compared yet (classification and regression are)")

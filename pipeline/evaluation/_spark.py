@@ -55,10 +55,12 @@ def classification_metrics(predictions: DataFrame, label: str, binary: bool) -> 
         return np.array([row[name] for row in groups], dtype=np.float64)
 
     return classification_summary(
-        column("label"), column("prediction"), column("rows"),
+        column("label"),
+        column("prediction"),
+        column("rows"),
         score=column("score") if binary else None,
         loss_sum=float(column("loss").sum()) if has_probability else None,
-    )  # fmt: skip
+    )
 
 
 def regression_metrics(predictions: DataFrame, label: str) -> dict[str, float]:
@@ -67,8 +69,9 @@ def regression_metrics(predictions: DataFrame, label: str) -> dict[str, float]:
 
     actual = F.col(label).cast("double")
     error = actual - F.col("prediction")
-    row = predictions.agg(F.count(F.lit(1)), F.sum(error * error), F.sum(F.abs(error)), F.sum(actual),
-                          F.sum(actual * actual)).first()  # fmt: skip
+    row = predictions.agg(
+        F.count(F.lit(1)), F.sum(error * error), F.sum(F.abs(error)), F.sum(actual), F.sum(actual * actual)
+    ).first()
     assert row is not None
     return regression_summary(*(float(value or 0.0) for value in row))
 
@@ -161,8 +164,13 @@ def paired_outcomes(model_a: Any, model_b: Any, frame: DataFrame, label: str) ->
         name = f"__probability_{suffix}"
         return values(name) if name in collected[0].asDict() else None
 
-    return PairedOutcomes(values("__label"), values("__prediction_a"), values("__prediction_b"),
-                          probabilities("a"), probabilities("b"))  # fmt: skip
+    return PairedOutcomes(
+        values("__label"),
+        values("__prediction_a"),
+        values("__prediction_b"),
+        probabilities("a"),
+        probabilities("b"),
+    )
 
 
 PLOT_SAMPLE_ROWS = 20_000  # enough for smooth ROC and residual plots; one small collect at any data size
@@ -191,8 +199,13 @@ def prediction_sample(
         return np.array([row[name] for row in collected], dtype=np.float64)
 
     prediction = values("prediction")
-    return PredictionSample(len(collected), test_rows, prediction if prediction is not None else np.empty(0),
-                            values("label"), values("probability"))  # fmt: skip
+    return PredictionSample(
+        len(collected),
+        test_rows,
+        prediction if prediction is not None else np.empty(0),
+        values("label"),
+        values("probability"),
+    )
 
 
 def paired_clusters(
@@ -208,19 +221,22 @@ def paired_clusters(
         joined = rows.select("__row")
         for suffix, model in (("a", model_a), ("b", model_b)):
             scored = model.transform(rows).select(
-                "__row", vector_to_array(F.col(features)).alias(f"__x_{suffix}"),
+                "__row",
+                vector_to_array(F.col(features)).alias(f"__x_{suffix}"),
                 F.col("prediction").alias(f"__cluster_{suffix}"),
-            )  # fmt: skip
+            )
             joined = joined.join(scored, "__row")
         collected = joined.orderBy("__row").collect()
     finally:
         rows.unpersist()
     if len(collected) < 2:
         raise ValueError("fewer than 2 rows to compare the clusterings on")
-    return (np.array([row["__x_a"] for row in collected], dtype=np.float64),
-            np.array([row["__cluster_a"] for row in collected]),
-            np.array([row["__x_b"] for row in collected], dtype=np.float64),
-            np.array([row["__cluster_b"] for row in collected]))  # fmt: skip
+    return (
+        np.array([row["__x_a"] for row in collected], dtype=np.float64),
+        np.array([row["__cluster_a"] for row in collected]),
+        np.array([row["__x_b"] for row in collected], dtype=np.float64),
+        np.array([row["__cluster_b"] for row in collected]),
+    )
 
 
 def paired_ndcg(

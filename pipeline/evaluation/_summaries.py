@@ -50,8 +50,14 @@ def classification_summary(
         precision_sum += share * precision
         recall_sum += share * recall
         f1_sum += share * f1
-    metrics.update({"accuracy": correct / total, "f1": f1_sum, "weighted_precision": precision_sum,
-                    "weighted_recall": recall_sum})  # fmt: skip
+    metrics.update(
+        {
+            "accuracy": correct / total,
+            "f1": f1_sum,
+            "weighted_precision": precision_sum,
+            "weighted_recall": recall_sum,
+        }
+    )
     if loss_sum is not None:
         metrics["log_loss"] = loss_sum / total
     return {name: float(value) for name, value in metrics.items()}
@@ -79,8 +85,9 @@ def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
 
 
-def regression_summary(rows: float, squared_error: float, absolute_error: float, label_sum: float,
-                       label_square_sum: float) -> dict[str, float]:  # fmt: skip
+def regression_summary(
+    rows: float, squared_error: float, absolute_error: float, label_sum: float, label_square_sum: float
+) -> dict[str, float]:
     """RMSE, MAE and R² from sums over the rows (R² as MLlib: 1 - SSE / total sum of squares)."""
     if rows <= 0:
         raise ValueError("no rows to evaluate")

@@ -142,9 +142,12 @@ def _sql(graph: _Graph, stage: Any, _integers: set[str]) -> None:
             value = graph.column(found.group(1))
             text = graph.op(
                 "Where",
-                [graph.op("Equal", [value, graph.const(1.0)]), graph.const(["true"], object),
-                 graph.const(["false"], object)],
-            )  # fmt: skip
+                [
+                    graph.op("Equal", [value, graph.const(1.0)]),
+                    graph.const(["true"], object),
+                    graph.const(["false"], object),
+                ],
+            )
             missing = graph.op("IsNaN", [value])
             graph.set_column(
                 found.group(2), graph.op("Where", [missing, graph.const([NULL_STRING], object), text]), 1
@@ -199,9 +202,11 @@ def _one_hot(graph: _Graph, stage: Any, _integers: set[str]) -> None:
         if keep:
             invalid = graph.op(
                 "Or",
-                [graph.op("Less", [index, graph.const(0.0)]),
-                 graph.op("GreaterOrEqual", [index, graph.const(float(size))])],
-            )  # fmt: skip
+                [
+                    graph.op("Less", [index, graph.const(0.0)]),
+                    graph.op("GreaterOrEqual", [index, graph.const(float(size))]),
+                ],
+            )
             index = graph.op("Where", [invalid, graph.const(float(size)), index])
         width = size + (1 if keep else 0) - (1 if drop_last else 0)
         slots = graph.const(np.arange(width, dtype=np.float64).reshape(1, -1))
@@ -250,8 +255,9 @@ def _min_max_scaler(graph: _Graph, stage: Any, _integers: set[str]) -> None:
     factor = np.divide(scale, span, out=np.zeros_like(span), where=span != 0)
     offset = np.where(span != 0, stage.getMin() - low * factor, 0.5 * scale + stage.getMin())
     value = graph.column(stage.getInputCol())
-    scaled = graph.op("Add", [graph.op("Mul", [value, graph.const(factor.reshape(1, -1))]),
-                              graph.const(offset.reshape(1, -1))])  # fmt: skip
+    scaled = graph.op(
+        "Add", [graph.op("Mul", [value, graph.const(factor.reshape(1, -1))]), graph.const(offset.reshape(1, -1))]
+    )
     graph.set_column(stage.getOutputCol(), scaled, graph.widths[stage.getInputCol()])
 
 
@@ -317,8 +323,14 @@ def _als(graph: _Graph, stage: Any) -> str:
         table = np.array([row["features"] for row in rows] + [[math.nan] * stage.rank], dtype=np.float64)
         ids = graph.op("Cast", [graph.column(column)], to=TensorProto.INT64)
         # An unknown id maps to -1, which Gather reads as the last row: the NaN row appended above.
-        index = graph.op("LabelEncoder", [ids], domain="ai.onnx.ml", keys_int64s=[int(row["id"]) for row in rows],
-                         values_int64s=list(range(len(rows))), default_int64=-1)  # fmt: skip
+        index = graph.op(
+            "LabelEncoder",
+            [ids],
+            domain="ai.onnx.ml",
+            keys_int64s=[int(row["id"]) for row in rows],
+            values_int64s=list(range(len(rows))),
+            default_int64=-1,
+        )
         return graph.op("Gather", [graph.const(table), index], axis=0)
 
     users = factors(stage.userFactors, stage.getUserCol())
@@ -361,9 +373,11 @@ def _logistic(graph: _Graph, stage: Any, features: str) -> tuple[str, str]:
     weights = stage.coefficientMatrix.toArray()
     raw = graph.op(
         "Add",
-        [graph.op("MatMul", [features, graph.const(weights.T)]),
-         graph.const(stage.interceptVector.toArray().reshape(1, -1))],
-    )  # fmt: skip
+        [
+            graph.op("MatMul", [features, graph.const(weights.T)]),
+            graph.const(stage.interceptVector.toArray().reshape(1, -1)),
+        ],
+    )
     return _softmax_and_argmax(graph, raw)
 
 
@@ -507,10 +521,12 @@ def _gaussian_mixture(graph: _Graph, stage: Any, features: str) -> tuple[str, st
         centred = graph.op("Sub", [features, graph.const(mean.reshape(1, -1))])
         mahalanobis = graph.op(
             "ReduceSum",
-            [graph.op("Mul", [graph.op("MatMul", [centred, graph.const(precision)]), centred]),
-             graph.const([1], np.int64)],
+            [
+                graph.op("Mul", [graph.op("MatMul", [centred, graph.const(precision)]), centred]),
+                graph.const([1], np.int64),
+            ],
             keepdims=1,
-        )  # fmt: skip
+        )
         constant = -0.5 * (len(mean) * math.log(2 * math.pi) + log_det)
         log_densities.append(
             graph.op("Add", [graph.op("Mul", [mahalanobis, graph.const(-0.5)]), graph.const(constant)])
@@ -546,14 +562,26 @@ def _tree_tables(stage: Any, ensemble: bool) -> tuple[list[dict[str, Any]], list
     return [{**row["nodeData"], "treeID": row["treeID"]} for row in nodes], weights
 
 
+# ONNX's tree-ensemble operator takes each node and each leaf target as parallel lists, one per attribute.
+_TREE_NODE_ATTRIBUTES = (
+    "nodes_treeids",
+    "nodes_nodeids",
+    "nodes_featureids",
+    "nodes_modes",
+    "nodes_truenodeids",
+    "nodes_falsenodeids",
+    "target_treeids",
+    "target_nodeids",
+    "target_ids",
+)
+
+
 def _trees(graph: _Graph, stage: Any, kind: str, features: str) -> tuple[str, str | None]:
     role, shape = _TREE_MODELS[kind]
     nodes, tree_weights = _tree_tables(stage, ensemble=shape != "single")
     classes = stage.numClasses if role == "classifier" and shape != "boosted" else None
     targets = classes or 1
-    attrs: dict[str, list[Any]] = {key: [] for key in (
-        "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes", "nodes_truenodeids",
-        "nodes_falsenodeids", "target_treeids", "target_nodeids", "target_ids")}  # fmt: skip
+    attrs: dict[str, list[Any]] = {key: [] for key in _TREE_NODE_ATTRIBUTES}
     thresholds: list[float] = []
     leaf_weights: list[float] = []
     trees = len(tree_weights)

@@ -110,8 +110,12 @@ def _compare(task: str, rows: list[Any], outputs: dict[str, np.ndarray], wanted:
         relative = np.abs(expected - got) / scale
         worst = float(np.nanmax(relative)) if len(relative) else 0.0
         off = int((relative > TOLERANCE).sum() + (np.isnan(expected) != np.isnan(got)).sum())
-        return (f"{off} of {len(rows)} predictions differ by more than {TOLERANCE:g} (relative; worst {worst:.3g})"
-                if off else "", worst)  # fmt: skip
+        return (
+            f"{off} of {len(rows)} predictions differ by more than {TOLERANCE:g} (relative; worst {worst:.3g})"
+            if off
+            else "",
+            worst,
+        )
     differing = int((expected != got).sum())
     worst = 0.0
     if PROBABILITY in wanted and PROBABILITY in outputs:
@@ -121,6 +125,9 @@ def _compare(task: str, rows: list[Any], outputs: dict[str, np.ndarray], wanted:
             return f"probabilities have shape {shapes}", math.inf
         worst = float(np.abs(spark_probability - outputs[PROBABILITY]).max())
     if differing or worst > TOLERANCE:
-        return (f"{differing} of {len(rows)} labels differ, largest probability difference {worst:.3g} "
-                f"(tolerance {TOLERANCE:g})", worst)  # fmt: skip
+        return (
+            f"{differing} of {len(rows)} labels differ, largest probability difference {worst:.3g} "
+            f"(tolerance {TOLERANCE:g})",
+            worst,
+        )
     return "", worst

@@ -47,16 +47,22 @@ def _metadata(name: str, component: str) -> dict[str, Any]:
 
 def config_map(config_text: str, options: RenderOptions) -> dict[str, Any]:
     """The config file as every pod reads it (``--config /etc/pipeline/<name>``)."""
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(CONFIG_MAP, "config"),
-            "data": {options.config_name: config_text}}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(CONFIG_MAP, "config"),
+        "data": {options.config_name: config_text},
+    }
 
 
 def _environment(config: PipelineConfig) -> list[dict[str, Any]]:
     from pipeline.runtime import HIGH_THROUGHPUT_ENVIRONMENT
 
     mode = HIGH_THROUGHPUT_ENVIRONMENT if config.serving.high_throughput else {}
-    token = {"name": config.serving.token_env,
-             "valueFrom": {"secretKeyRef": {"name": TOKEN_SECRET, "key": "token", "optional": True}}}  # fmt: skip
+    token = {
+        "name": config.serving.token_env,
+        "valueFrom": {"secretKeyRef": {"name": TOKEN_SECRET, "key": "token", "optional": True}},
+    }
     # Serve reads its mode from the environment of `ray start`, so every Ray container carries it.
     return [{"name": name, "value": value} for name, value in mode.items()] + [token]
 
@@ -129,8 +135,12 @@ def config_path(options: RenderOptions) -> str:
 
 
 def ray_cluster(config: PipelineConfig, options: RenderOptions) -> dict[str, Any]:
-    return {"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": _metadata("pipeline", "interactive"),
-            "spec": cluster_spec(config, options, "interactive")}  # fmt: skip
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": _metadata("pipeline", "interactive"),
+        "spec": cluster_spec(config, options, "interactive"),
+    }
 
 
 def ray_job(config: PipelineConfig, options: RenderOptions) -> dict[str, Any]:
@@ -181,8 +191,9 @@ def ray_service(config: PipelineConfig, raw_config: dict[str, Any], options: Ren
     }
 
 
-def render(config: PipelineConfig, raw_config: dict[str, Any], config_text: str,
-           options: RenderOptions) -> dict[str, dict[str, Any]]:  # fmt: skip
+def render(
+    config: PipelineConfig, raw_config: dict[str, Any], config_text: str, options: RenderOptions
+) -> dict[str, dict[str, Any]]:
     """File name (in ``k8s/base``) -> manifest."""
     return {
         "config.yaml": config_map(config_text, options),

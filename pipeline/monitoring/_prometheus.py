@@ -25,8 +25,9 @@ class PrometheusFiles:
     storage: Path
 
 
-def scrape_config(config: PipelineConfig, ray_targets: Path = RAY_DISCOVERY_FILE,
-                  interval_seconds: float = 5.0) -> dict[str, Any]:  # fmt: skip
+def scrape_config(
+    config: PipelineConfig, ray_targets: Path = RAY_DISCOVERY_FILE, interval_seconds: float = 5.0
+) -> dict[str, Any]:
     """Prometheus's configuration: Ray's nodes (file discovery) and the serving app's ``/metrics``."""
     interval = f"{interval_seconds:g}s"
     return {
@@ -47,8 +48,9 @@ def scrape_config(config: PipelineConfig, ray_targets: Path = RAY_DISCOVERY_FILE
     }
 
 
-def write_prometheus_config(config: PipelineConfig, ray_targets: Path = RAY_DISCOVERY_FILE,
-                            interval_seconds: float = 5.0) -> PrometheusFiles:  # fmt: skip
+def write_prometheus_config(
+    config: PipelineConfig, ray_targets: Path = RAY_DISCOVERY_FILE, interval_seconds: float = 5.0
+) -> PrometheusFiles:
     """Write the configuration under ``<root>/.pipeline/prometheus``; the files a server is started with."""
     import yaml
 
@@ -63,5 +65,10 @@ def write_prometheus_config(config: PipelineConfig, ray_targets: Path = RAY_DISC
 
 def prometheus_command(binary: str, files: PrometheusFiles, listen: str) -> list[str]:
     """The command line of a Prometheus server on these files, listening on ``listen`` (host:port)."""
-    return [binary, f"--config.file={files.config_file}", f"--storage.tsdb.path={files.storage}",
-            f"--web.listen-address={listen}", "--storage.tsdb.retention.time=7d"]  # fmt: skip
+    return [
+        binary,
+        f"--config.file={files.config_file}",
+        f"--storage.tsdb.path={files.storage}",
+        f"--web.listen-address={listen}",
+        "--storage.tsdb.retention.time=7d",
+    ]

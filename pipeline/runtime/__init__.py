@@ -1,4 +1,12 @@
-"""Starting and stopping the engines: Java 17, Ray, and Spark inside Ray through RayDP."""
+"""Starting and stopping the engines: Java 17, Ray, and Spark inside Ray through RayDP.
+
+``_session`` is the ``Runtime`` context manager (start or join Ray, start Spark, stop both on exit, errors
+and signals); ``_detached`` starts and stops a detached Ray head or worker node, ``_attached`` the
+cluster a ``serve --detach`` leaves running; ``_serve_mode`` picks Serve's high-throughput mode and finds
+its HAProxy; ``_executors`` reserves and awaits Spark's executors within a bound; ``_ports`` finds free ports.
+Public beside them: ``java`` (the Java 17 environment every JVM start uses) and ``resources`` (what the
+cluster has free).
+"""
 
 from pipeline.errors import ClusterError
 from pipeline.runtime._attached import DetachedCluster, detached_cluster, stop_detached_cluster

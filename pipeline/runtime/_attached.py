@@ -43,8 +43,9 @@ def detached_cluster(
     else:  # a cluster from `ray start` asks for its token
         use_head_auth()
     try:
-        ray.init(address=address, namespace=ray_config.namespace, log_to_driver=False,
-                 logging_level=logging.WARNING)  # fmt: skip
+        ray.init(
+            address=address, namespace=ray_config.namespace, log_to_driver=False, logging_level=logging.WARNING
+        )
         yield DetachedCluster(address, head)
     except BaseException:
         ray.shutdown()

@@ -21,9 +21,13 @@ from pipeline.runtime.java import find_java
 
 # The head takes Ray's default ports: another node on the same machine needs its own.
 _NODE_PORT_FLAGS = (
-    "--node-manager-port", "--object-manager-port", "--runtime-env-agent-port", "--metrics-export-port",
-    "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
-)  # fmt: skip
+    "--node-manager-port",
+    "--object-manager-port",
+    "--runtime-env-agent-port",
+    "--metrics-export-port",
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+)
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,26 @@ def _start_head_once(
     mode = serve_mode(high_throughput)
     port = free_port()
     command = [
-        str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
-        "--node-ip-address", "127.0.0.1", "--port", str(port),
-        "--dashboard-host", ray_config.dashboard_host, "--dashboard-port", str(ray_config.dashboard_port),
+        str(Path(sys.executable).with_name("ray")),
+        "start",
+        "--head",
+        "--block",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dashboard-host",
+        ray_config.dashboard_host,
+        "--dashboard-port",
+        str(ray_config.dashboard_port),
         f"--include-dashboard={str(ray_config.dashboard).lower()}",
         # Free ports for the node's agent: the defaults clash with any other Ray on this machine, and
         # without its agent the head cannot take Ray Jobs ("No available agent to submit job").
-        "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
-    ]  # fmt: skip
+        "--dashboard-agent-listen-port",
+        str(free_port()),
+        "--dashboard-agent-grpc-port",
+        str(free_port()),
+    ]
     if ray_config.num_cpus is not None:
         command += ["--num-cpus", str(ray_config.num_cpus)]
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -118,16 +134,25 @@ def start_worker_node(
     otherwise attach to whichever node shares the head's. Stop it with ``stop_detached_head(pid)``."""
     prepare_process_environment(find_java())
     command = [
-        str(Path(sys.executable).with_name("ray")), "start", "--address", address, "--block",
+        str(Path(sys.executable).with_name("ray")),
+        "start",
+        "--address",
+        address,
+        "--block",
         *(["--node-ip-address", node_ip_address] if node_ip_address else []),
         *[part for flag in _NODE_PORT_FLAGS for part in (flag, str(free_port()))],
-    ]  # fmt: skip
+    ]
     if num_cpus is not None:
         command += ["--num-cpus", str(num_cpus)]
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as output:
-        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, **HIGH_THROUGHPUT_ENVIRONMENT})  # fmt: skip
+        return subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **HIGH_THROUGHPUT_ENVIRONMENT},
+        )
 
 
 def stop_detached_head(pid: int, timeout: float = 60.0, address: str | None = None) -> bool:

@@ -272,8 +272,10 @@ class Runtime:
                 # Another job's Ray has it (two jobs at once): Ray's dashboard would wait a minute and fail the
                 # start. This job's dashboard takes a free port instead, and says which.
                 kwargs["dashboard_port"] = free_port()
-                self.console.step(f"ray.dashboard_port = {wanted} is taken (another Ray on this machine?): this "
-                                  f"job's dashboard listens on port {kwargs['dashboard_port']}")  # fmt: skip
+                self.console.step(
+                    f"ray.dashboard_port = {wanted} is taken (another Ray on this machine?): this "
+                    f"job's dashboard listens on port {kwargs['dashboard_port']}"
+                )
             try:
                 context = ray.init(**kwargs)
             except Exception as error:

@@ -15,5 +15,7 @@ def free_resources() -> str:
 
     free = ray.available_resources()
     nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-    return (f"{free.get('CPU', 0.0):g} CPU(s) and {free.get('memory', 0.0) / _GIB:.1f} GiB of memory free "
-            f"on {nodes} node(s)")  # fmt: skip
+    return (
+        f"{free.get('CPU', 0.0):g} CPU(s) and {free.get('memory', 0.0) / _GIB:.1f} GiB of memory free "
+        f"on {nodes} node(s)"
+    )

@@ -1,4 +1,12 @@
-"""MLflow tracking and registry: runs, registered versions, aliases and data lineage."""
+"""MLflow tracking and registry: runs, registered versions, aliases and data lineage.
+
+``facts`` holds what both sides of the registry must agree on (alias and tag names, ``models:/`` URIs, the
+``/train`` outcome record), pure; ``registry`` is the Spark-free surface the serving app uses (connect,
+promote, roll back, set an alias, log a comparison). The private modules: ``_mlflow`` (a training's run and
+registration), ``_versions`` (listing and finding versions), ``_aliases`` (promote, rollback),
+``_comparisons``, ``_sweeps`` (a sweep's parent and trial runs) and the plots (``_training_plots``,
+``_sweep_plots``).
+"""
 
 from pipeline.tracking._aliases import AliasMove, promote, rollback
 from pipeline.tracking._comparisons import find_version, log_comparison

@@ -31,8 +31,9 @@ def _record(tracking: TrackingConfig, move: dict[str, str], comparison_run_id: s
     return str(run.info.run_id)
 
 
-def promote(tracking: TrackingConfig, version: str, reason: str = "by hand",
-            comparison_run_id: str | None = None) -> AliasMove:  # fmt: skip
+def promote(
+    tracking: TrackingConfig, version: str, reason: str = "by hand", comparison_run_id: str | None = None
+) -> AliasMove:
     """Point @champion at ``version``; the version it replaces becomes @previous (for ``rollback``)."""
     client = connect(tracking)
     model = tracking.registered_model
@@ -46,8 +47,13 @@ def promote(tracking: TrackingConfig, version: str, reason: str = "by hand",
     if replaced is not None and replaced != str(version):
         set_alias(client, model, PREVIOUS, replaced)
     previous = alias_version(client, model, PREVIOUS)
-    move = {"action": "promote", "alias": CHAMPION, "from_version": replaced or "none",
-            "to_version": str(version), "reason": reason}  # fmt: skip
+    move = {
+        "action": "promote",
+        "alias": CHAMPION,
+        "from_version": replaced or "none",
+        "to_version": str(version),
+        "reason": reason,
+    }
     return AliasMove(str(version), replaced, previous, _record(tracking, move, comparison_run_id))
 
 
@@ -63,6 +69,11 @@ def rollback(
     replaced = alias_version(client, model, CHAMPION)
     set_alias(client, model, CHAMPION, previous)
     client.delete_registered_model_alias(model, PREVIOUS)
-    move = {"action": "rollback", "alias": CHAMPION, "from_version": replaced or "none",
-            "to_version": previous, "reason": reason or f"rollback of version {replaced}"}  # fmt: skip
+    move = {
+        "action": "rollback",
+        "alias": CHAMPION,
+        "from_version": replaced or "none",
+        "to_version": previous,
+        "reason": reason or f"rollback of version {replaced}",
+    }
     return AliasMove(previous, replaced, None, _record(tracking, move, comparison_run_id))

@@ -51,8 +51,11 @@ def trials_figure(trials: Sequence[TrialRecord], metric: str) -> Figure:
     axes.set_xlabel(f"validation {metric}")
     axes.set_title(f"{len(trials)} trials, best first")
     shown_algorithms = {trial.algorithm for trial, good in zip(trials, ok, strict=True) if good}
-    handles = [Line2D([], [], marker="o", linestyle="", color=colour, label=name)
-               for name, colour in colours.items() if name in shown_algorithms]  # fmt: skip
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=colour, label=name)
+        for name, colour in colours.items()
+        if name in shown_algorithms
+    ]
     if handles:
         axes.legend(handles=handles, fontsize=8, loc="best")
     return figure

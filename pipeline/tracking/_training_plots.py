@@ -57,8 +57,9 @@ def _classification(sample: PredictionSample, where: str) -> dict[str, Figure]:
     figures = {}
     classes = np.unique(np.concatenate([sample.label, sample.prediction])).astype(int)
     figure, axes = _axes(f"Confusion matrix ({where})")
-    ConfusionMatrixDisplay.from_predictions(sample.label.astype(int), sample.prediction.astype(int),
-                                            labels=classes, ax=axes, colorbar=False)  # fmt: skip
+    ConfusionMatrixDisplay.from_predictions(
+        sample.label.astype(int), sample.prediction.astype(int), labels=classes, ax=axes, colorbar=False
+    )
     figures["confusion_matrix.png"] = figure
     binary = set(np.unique(sample.label).tolist()) <= {0.0, 1.0}
     if binary and sample.probability is not None and sample.probability.shape[1] == 2:
@@ -82,8 +83,14 @@ def _regression(sample: PredictionSample, where: str) -> dict[str, Figure]:
         ("residual_vs_predicted", "residuals.png", "Residuals against predicted"),
     ):
         figure, axes = _axes(f"{title} ({where})")
-        PredictionErrorDisplay.from_predictions(sample.label, sample.prediction, kind=kind, ax=axes,
-                                                subsample=None, scatter_kwargs={"s": 4, "alpha": 0.4})  # fmt: skip
+        PredictionErrorDisplay.from_predictions(
+            sample.label,
+            sample.prediction,
+            kind=kind,
+            ax=axes,
+            subsample=None,
+            scatter_kwargs={"s": 4, "alpha": 0.4},
+        )
         figures[name] = figure
     return figures
 

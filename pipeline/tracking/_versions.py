@@ -117,9 +117,13 @@ def _auto_alias(client: MlflowClient, model: str, version: str) -> str:
     mine = client.get_model_version(model, version)
     if mine.tags.get(SAW_CHAMPION) == "none":
         since = int(mine.creation_timestamp or 0) - CONTENDING_SECONDS * 1000
-        earlier = [other.version for other in client.search_model_versions(f"name = '{model}'")
-                   if int(other.version) < int(version) and other.tags.get(SAW_CHAMPION) == "none"
-                   and int(other.creation_timestamp or 0) >= since]  # fmt: skip
+        earlier = [
+            other.version
+            for other in client.search_model_versions(f"name = '{model}'")
+            if int(other.version) < int(version)
+            and other.tags.get(SAW_CHAMPION) == "none"
+            and int(other.creation_timestamp or 0) >= since
+        ]
         if not earlier:
             set_alias(client, model, CHAMPION, version)
             return CHAMPION

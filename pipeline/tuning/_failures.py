@@ -34,9 +34,16 @@ def is_system_failure(error: BaseException) -> bool:
 def _lost_kinds() -> tuple[type[BaseException], ...]:
     from ray import exceptions
 
-    return (exceptions.RayActorError, exceptions.WorkerCrashedError, exceptions.NodeDiedError,
-            exceptions.LocalRayletDiedError, exceptions.ObjectLostError, exceptions.OutOfMemoryError,
-            exceptions.ActorPlacementGroupRemoved, exceptions.TaskPlacementGroupRemoved)  # fmt: skip
+    return (
+        exceptions.RayActorError,
+        exceptions.WorkerCrashedError,
+        exceptions.NodeDiedError,
+        exceptions.LocalRayletDiedError,
+        exceptions.ObjectLostError,
+        exceptions.OutOfMemoryError,
+        exceptions.ActorPlacementGroupRemoved,
+        exceptions.TaskPlacementGroupRemoved,
+    )
 
 
 def root_cause(error: BaseException) -> str:

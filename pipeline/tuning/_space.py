@@ -59,8 +59,10 @@ def tuning_objective(
     if metric not in allowed:
         reason = f"choose one of {list(allowed)}"
         if metric in BINARY_ONLY:
-            reason = (f"the label {config.data.label!r} has {label_classes} classes and {metric} ranks two; "
-                      f"{reason} (or leave tuning.metric out: {allowed[0]})")  # fmt: skip
+            reason = (
+                f"the label {config.data.label!r} has {label_classes} classes and {metric} ranks two; "
+                f"{reason} (or leave tuning.metric out: {allowed[0]})"
+            )
         raise ConfigError([f"tuning.metric = {metric!r}: {reason}"])
     return metric, tuning.mode or direction(metric)
 
@@ -84,8 +86,13 @@ def check_tuning(config: PipelineConfig) -> list[Problem]:
     tasks = set()
     for algorithm, space in spaces.items():
         if algorithm not in ALGORITHMS:
-            problems.append((f"{where}.{algorithm}" if tuning.algorithms else "model.algorithm", algorithm,
-                             f"unknown algorithm; choose one of {', '.join(ALGORITHMS)}"))  # fmt: skip
+            problems.append(
+                (
+                    f"{where}.{algorithm}" if tuning.algorithms else "model.algorithm",
+                    algorithm,
+                    f"unknown algorithm; choose one of {', '.join(ALGORITHMS)}",
+                )
+            )
             continue
         spec = ALGORITHMS[algorithm]
         tasks.add(spec.task)
@@ -160,8 +167,10 @@ def trials_at_a_time(configured: int | None, planned_cores: int, spark_cores: in
         trials = max(1, min(planned_cores, spark_cores))
         return Concurrency(trials, f"{trials} trial(s) at a time: one per executor core Spark has")
     if configured > spark_cores:
-        return Concurrency(configured, f"{configured} trials at a time on {spark_cores} executor core(s): "
-                                       "they share them (a FAIR pool each)")  # fmt: skip
+        return Concurrency(
+            configured,
+            f"{configured} trials at a time on {spark_cores} executor core(s): they share them (a FAIR pool each)",
+        )
     return Concurrency(configured, f"{configured} trial(s) at a time (tuning.max_concurrent_trials)")
 
 
@@ -169,8 +178,13 @@ def _rung_budget_problems(early_stopping: EarlyStopping, algorithms: list[str]) 
     problems: list[Problem] = []
     for algorithm, budget in early_stopping.algorithm_budgets.items():
         if algorithm not in algorithms:
-            problems.append((f"tuning.early_stopping.algorithm_budgets.{algorithm}", budget,
-                             f"not an algorithm of this sweep; its algorithms: {algorithms}"))  # fmt: skip
+            problems.append(
+                (
+                    f"tuning.early_stopping.algorithm_budgets.{algorithm}",
+                    budget,
+                    f"not an algorithm of this sweep; its algorithms: {algorithms}",
+                )
+            )
     for algorithm in algorithms:
         spec = ALGORITHMS.get(algorithm)
         if spec is None or spec.budget_param is not None or early_stopping.budget_of(algorithm) != "iterations":

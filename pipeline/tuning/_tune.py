@@ -109,8 +109,10 @@ def run_trial(params: dict[str, Any]) -> None:
     rungs: list[tuple[dict[str, Any], float, float | None]] = [(hyperparameters, 1.0, None)]  # one fit
     if "_early_stopping" in params:
         early_stopping = EarlyStopping.model_validate(params["_early_stopping"])
-        rungs = [(rung.hyperparameters, rung.fraction, rung.budget)
-                 for rung in trial_rungs(early_stopping, algorithm, hyperparameters)]  # fmt: skip
+        rungs = [
+            (rung.hyperparameters, rung.fraction, rung.budget)
+            for rung in trial_rungs(early_stopping, algorithm, hyperparameters)
+        ]
     for rung_hyperparameters, fraction, budget in rungs:
         try:
             metrics = ray.get(trainer.fit.remote(algorithm, rung_hyperparameters, pool, fraction))
@@ -120,6 +122,20 @@ def run_trial(params: dict[str, Any]) -> None:
             tune.report({TRIAL_ERROR: root_cause(error), "spark_app": app})
             return
         tune.report({**metrics, "spark_app": app, **({"budget": budget} if budget is not None else {})})
+
+
+def _outcome(trials: list[TrialRecord], refit: Any, seconds: dict[str, float]) -> dict[str, Any]:
+    """The parent run's summary: trials run and failed, where the time went (the actor's start-up, its first
+    features while Tune started its workers, Tune's trials, the two together, the refit with its logging),
+    and the refit's test metrics and registered version."""
+    outcome: dict[str, Any] = {
+        "trials": len(trials),
+        "failed_trials": sum(1 for t in trials if t.error),
+        **seconds,
+    }
+    if refit:
+        outcome.update({f"test_{k}": v for k, v in refit.metrics.items()}, registered_version=refit.version)
+    return outcome
 
 
 def run_sweep(
@@ -149,8 +165,9 @@ def run_sweep(
     )
     ingested = described.ingested
     if ingested is not None:
-        console.step(f"No table at {ingested.path} yet: ingested {ingested.rows} rows (Delta version "
-                     f"{ingested.version})")  # fmt: skip
+        console.step(
+            f"No table at {ingested.path} yet: ingested {ingested.rows} rows (Delta version {ingested.version})"
+        )
     console.step(f"Spark app {described.app} (UI {described.ui}) serves every trial")
     concurrency = trials_at_a_time(tuning.max_concurrent_trials, planned_cores, described.cores)
     console.step(concurrency.note)
@@ -168,15 +185,15 @@ def run_sweep(
         refit_started = time.monotonic()
         refit = None if best is None else _refit_best(trainer, config, name, best, parent_run_id, console)
         refit_seconds = time.monotonic() - refit_started
-        # Where the time went, on the parent run: the actor's start-up, its first features (while Tune started
-        # its workers), Tune's trials, the two together, and the refit with its logging.
-        seconds = {"sweep_seconds": time.monotonic() - started, "startup_seconds": described.startup_seconds,
-                   "features_seconds": timings.features_seconds, "trials_seconds": trials_seconds,
-                   "search_seconds": search_seconds, "refit_seconds": refit_seconds}  # fmt: skip
-        outcome = {"trials": len(trials), "failed_trials": sum(1 for t in trials if t.error), **seconds}
-        if refit:
-            outcome.update({f"test_{k}": v for k, v in refit.metrics.items()}, registered_version=refit.version)
-        finish_sweep_run(config.tracking, parent_run_id, trials, metric, best, outcome)
+        seconds = {
+            "sweep_seconds": time.monotonic() - started,
+            "startup_seconds": described.startup_seconds,
+            "features_seconds": timings.features_seconds,
+            "trials_seconds": trials_seconds,
+            "search_seconds": search_seconds,
+            "refit_seconds": refit_seconds,
+        }
+        finish_sweep_run(config.tracking, parent_run_id, trials, metric, best, _outcome(trials, refit, seconds))
         if best is None:
             raise SweepError(no_success_message(name, trials, parent_run_id))
         return SweepResult(
@@ -349,9 +366,11 @@ def no_success_message(name: str, trials: list[TrialRecord], parent_run_id: str)
         return f"no trial of {name!r} reported the metric; see the MLflow run {parent_run_id}"
     first = failed[0]
     others = f"; {len(failed) - 1} more failed" if len(failed) > 1 else ""
-    return (f"no trial of {name!r} succeeded: trial {first.trial_id} ({first.algorithm}, "
-            f"{json.dumps(first.hyperparameters, sort_keys=True)}) failed: {first.error}{others} "
-            f"(every error is in the MLflow run {parent_run_id})")  # fmt: skip
+    return (
+        f"no trial of {name!r} succeeded: trial {first.trial_id} ({first.algorithm}, "
+        f"{json.dumps(first.hyperparameters, sort_keys=True)}) failed: {first.error}{others} "
+        f"(every error is in the MLflow run {parent_run_id})"
+    )
 
 
 def _searcher(tuning: TuningConfig, metric: str, mode: str, seed: int) -> Any:
@@ -425,6 +444,14 @@ def _leaderboard(grid: Any, metric: str, mode: str) -> list[TrialRecord]:
 
 
 def _is_model_metric(name: str, value: Any) -> bool:
-    internal = {"time_this_iter_s", "time_total_s", "timestamp", "training_iteration", "time_since_restore",
-                "iterations_since_restore", "pid", "done"}  # fmt: skip
+    internal = {
+        "time_this_iter_s",
+        "time_total_s",
+        "timestamp",
+        "training_iteration",
+        "time_since_restore",
+        "iterations_since_restore",
+        "pid",
+        "done",
+    }
     return isinstance(value, int | float) and not isinstance(value, bool) and name not in internal

@@ -103,8 +103,19 @@ class LocalCluster:
 
     def state(self, kind: str, *filters: str) -> list[dict[str, Any]]:
         """`ray list KIND` from the CLI, as JSON (the state API, read through the head's dashboard)."""
-        command = [RAY, "list", kind, "--address", self.dashboard, "--format", "json", "--limit", "10000",
-                   "--detail", *[part for f in filters for part in ("--filter", f)]]  # fmt: skip
+        command = [
+            RAY,
+            "list",
+            kind,
+            "--address",
+            self.dashboard,
+            "--format",
+            "json",
+            "--limit",
+            "10000",
+            "--detail",
+            *[part for f in filters for part in ("--filter", f)],
+        ]
         listed = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         assert listed.returncode == 0, listed.stderr[-2000:]
         if listed.stdout.strip().startswith("No resource"):  # what it prints instead of an empty JSON list

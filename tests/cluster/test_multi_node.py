@@ -29,7 +29,7 @@ import yaml
 from pipeline.runtime import free_port
 from tests.cluster.conftest import NODE_CPUS, LocalCluster
 from tests.conftest import PROJECT_ROOT, cli_environment, run_cli
-from tests.serving._kills import logged_once
+from tests.serving._kills import Stream, logged_once, streaming
 
 # 18.5 minutes on a slow 2-core machine (2026-12-05): left out of the quick loop, run by .ci/run.
 pytestmark = pytest.mark.extended
@@ -44,15 +44,26 @@ def _config(root: Path, cluster: LocalCluster, **sections: Any) -> Path:
     raw: dict[str, Any] = {
         "root": str(root),
         "ray": {"address": cluster.address},
-        "spark": {"num_executors": 2, "executor_cores": 1, "executor_memory": "768m",
-                  "placement_strategy": "SPREAD",
-                  "configs": {"spark.sql.shuffle.partitions": 4, "spark.ui.showConsoleProgress": False}},
-        "data": {"source": {"path": "data/t"}, "label": "label",
-                 "ingest": {"generate": {"generator": "classification", "rows": 6000, "seed": 11}}},
+        "spark": {
+            "num_executors": 2,
+            "executor_cores": 1,
+            "executor_memory": "768m",
+            "placement_strategy": "SPREAD",
+            "configs": {"spark.sql.shuffle.partitions": 4, "spark.ui.showConsoleProgress": False},
+        },
+        "data": {
+            "source": {"path": "data/t"},
+            "label": "label",
+            "ingest": {"generate": {"generator": "classification", "rows": 6000, "seed": 11}},
+        },
         "model": {"algorithm": "random_forest", "hyperparameters": {"numTrees": 12, "maxDepth": 5, "seed": 3}},
-        "serving": {"port": free_port(), "proxy_location": "HeadOnly", "ingress_replicas": 2,
-                    "max_replicas_per_node": 1},
-    }  # fmt: skip
+        "serving": {
+            "port": free_port(),
+            "proxy_location": "HeadOnly",
+            "ingress_replicas": 2,
+            "max_replicas_per_node": 1,
+        },
+    }
     for name, value in sections.items():
         raw[name] = {**raw.get(name, {}), **value}
     path = root / f"cluster-{len(list(root.glob('cluster-*.yaml')))}.yaml"
@@ -64,8 +75,13 @@ def _sweep(space: list[float], name: str) -> dict[str, Any]:
     # Three trials at a time, a CPU each: more than the head's NODE_CPUS, so at least one runs on a worker
     # node whatever Ray's scheduler prefers (it packs onto the driver's node first).
     # No max_failures: the default retries what a lost node takes (issue 28: 0 turned it into failed trials).
-    return {"search": "grid", "name": name, "max_concurrent_trials": NODE_CPUS + 1, "trial_cpus": 1,
-            "space": {"numTrees": [int(n) for n in space]}}  # fmt: skip
+    return {
+        "search": "grid",
+        "name": name,
+        "max_concurrent_trials": NODE_CPUS + 1,
+        "trial_cpus": 1,
+        "space": {"numTrees": [int(n) for n in space]},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -90,46 +106,13 @@ def trained(project: Path) -> Path:
     return project / "undisturbed.json"
 
 
-class _Stream:
-    """A bounded stream of /predict requests from a thread: status (or error name) and time of each, and
-    the ids of the requests answered 200."""
-
-    def __init__(self, url: str, body: dict[str, Any], seconds: float) -> None:
-        self.results: list[tuple[float, str]] = []
-        self.answered_ids: list[str] = []
-        self._seconds = seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(url, body, seconds), daemon=True)
-
-    def _run(self, url: str, body: dict[str, Any], seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        with httpx.Client(timeout=10) as client:
-            while time.monotonic() < deadline and not self._stop.is_set():
-                try:
-                    response = client.post(url, json=body)
-                    outcome = str(response.status_code)
-                    if response.status_code == 200:
-                        self.answered_ids.append(response.json()["request_id"])
-                except httpx.HTTPError as error:
-                    outcome = type(error).__name__
-                self.results.append((time.monotonic(), outcome))
-                time.sleep(0.02)
-
-    def __enter__(self) -> _Stream:
-        self._thread.start()
-        return self
-
-    def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
-        if error is not None:  # on success the stream runs its course: what follows the fault is the point
-            self._stop.set()
-        self._thread.join(timeout=self._seconds + 30)
-
-
-def _assert_recovered_within(results: list[tuple[float, str]], killed_at: float, seconds: float) -> None:
+# The streams pause 20 ms between requests: two nodes share two cores here, and a client sending back to
+# back would slow the replacements whose time the test bounds.
+def _assert_recovered_within(stream: Stream, killed_at: float, seconds: float) -> None:
     """Every request sent ``seconds`` after the kill got a 200, and there were plenty of them."""
-    failures = [(round(at - killed_at, 1), outcome) for at, outcome in results if outcome != "200"]
-    late = [at for at, _ in results if at > killed_at + seconds]
-    print(f"after the kill: {len(results)} requests, failures (seconds after, outcome): {failures}")  # for -s
+    failures = [(round(at - killed_at, 1), status) for at, status, _ in stream.answers if status != "200"]
+    late = [at for at, _, _ in stream.answers if at > killed_at + seconds]
+    print(f"after the kill: {len(stream.answers)} requests, failures (seconds after, outcome): {failures}")  # -s
     assert len(late) > 20 and all(after < seconds for after, _ in failures), (len(late), failures[-5:])
 
 
@@ -168,26 +151,26 @@ def test_serving_on_both_nodes_survives_losing_replicas_then_the_worker_node(
         assert {node for node, _ in replicas.values()} == {cluster.head_node_id(), worker}, replicas
 
         # (a) The worker node's replicas are SIGKILLed: the head's replicas go on answering.
-        with _Stream(f"{urls['api']}/predict", body, seconds=20) as replicas_killed:
+        with streaming(urls["api"], body, seconds=20, pause=0.02) as replicas_killed:
             time.sleep(3)
             killed_at = time.monotonic()
             for node, pid in replicas.values():
                 if node == worker:
                     os.kill(pid, signal.SIGKILL)
-        after = Counter(outcome for at, outcome in replicas_killed.results if at > killed_at)
+        after = Counter(status for at, status, _ in replicas_killed.answers if at > killed_at)
         assert after["200"] >= 0.9 * sum(after.values()) and after["200"] > 20, after
-        _assert_recovered_within(replicas_killed.results, killed_at, seconds=15)
+        _assert_recovered_within(replicas_killed, killed_at, seconds=15)
 
         # (b) The whole worker node is SIGKILLed under the stream: 200 again within 15 s.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and worker not in {n for n, _ in _replica_nodes(cluster).values()}:
             time.sleep(1)  # Serve has replaced the killed replicas (spread: on the worker node again)
         assert worker in {n for n, _ in _replica_nodes(cluster).values()}, _replica_nodes(cluster)
-        with _Stream(f"{urls['api']}/predict", body, seconds=60) as node_killed:
+        with streaming(urls["api"], body, seconds=60, pause=0.02) as node_killed:
             time.sleep(3)
             killed_at = time.monotonic()
             cluster.kill_worker(worker)
-        _assert_recovered_within(node_killed.results, killed_at, seconds=15)
+        _assert_recovered_within(node_killed, killed_at, seconds=15)
         # (c) Every answer of both streams is in the prediction log once: what the dead node's replicas
         # had written ahead (in the project's folder, shared by both nodes here) committed by the head's.
         logged_once(project / "prediction_log", replicas_killed.answered_ids + node_killed.answered_ids)
@@ -202,9 +185,12 @@ def test_a_spark_executor_killed_during_train_gives_the_same_metrics(
     disturbed = project / "disturbed.json"
     train = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "train", "--config", str(config), "--result", str(disturbed)],
-        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         env=cli_environment({"PYTHONUNBUFFERED": "1"}),
-    )  # fmt: skip
+    )
     lines: queue.Queue[tuple[float, str]] = queue.Queue()
 
     def read() -> None:
@@ -221,8 +207,11 @@ def test_a_spark_executor_killed_during_train_gives_the_same_metrics(
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and not any("Fitting" in line for _, line in seen):
             if len(executors) < 2:
-                executors = [a for a in cluster.state("actors", f"class_name={EXECUTOR_CLASS}", "state=ALIVE")
-                             if a["actor_id"] not in before]  # fmt: skip
+                executors = [
+                    a
+                    for a in cluster.state("actors", f"class_name={EXECUTOR_CLASS}", "state=ALIVE")
+                    if a["actor_id"] not in before
+                ]
             with contextlib.suppress(queue.Empty):
                 seen.append(lines.get(timeout=0.2 if len(executors) == 2 else 1))
             running = train.poll() is None or reader.is_alive() or not lines.empty()
@@ -253,9 +242,14 @@ def test_a_sweep_spreads_over_the_nodes_survives_losing_one_and_registers_its_be
     config = _config(project, cluster, tuning=_sweep([4, 6, 8, 10, 12, 14], "node-loss"))
     head = cluster.head_node_id()
     before_executors = set(cluster.actor_nodes(EXECUTOR_CLASS))
-    sweep = subprocess.Popen([sys.executable, "-m", "pipeline", "tune", "--config", str(config)],
-                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env=cli_environment())  # fmt: skip
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "tune", "--config", str(config)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_environment(),
+    )
     try:
         deadline = time.monotonic() + 600
         target = None  # the first worker node seen running a trial: the one to lose

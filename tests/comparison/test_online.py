@@ -34,8 +34,9 @@ def test_routed_traffic_decides_once_both_versions_have_their_minimum_samples() 
     # at least 400 more for each (more: what detecting the mde with power 0.8 takes at this split)
     assert waiting.verdict == "no difference yet" and waiting.samples_needed is not None
     assert waiting.samples_needed >= 800 and waiting.p_value == 1.0
-    errors = compare_routed("absolute_error", (np.zeros(100), np.full(100, 2.0)), (np.zeros(100), np.ones(100)),
-                            mde=0.5)  # fmt: skip
+    errors = compare_routed(
+        "absolute_error", (np.zeros(100), np.full(100, 2.0)), (np.zeros(100), np.ones(100)), mde=0.5
+    )
     assert errors.verdict == "b better" and not errors.higher_is_better  # lower errors win
 
 
@@ -61,4 +62,6 @@ def test_guardrails_count_failed_rows_and_the_p99_of_waited_latency() -> None:
     assert found.p99_ms == pytest.approx(np.percentile([*[1.0] * 99, 500.0], 99))
     assert found.breaches(max_error_rate=0.01, max_p99_ms=1000) == []
     assert [str(breach) for breach in found.breaches(max_error_rate=0.001, max_p99_ms=5)] == [
-        "version 2: error rate 0.50% > 0.10%", f"version 2: p99 latency {found.p99_ms:.1f} ms > 5 ms"]  # fmt: skip
+        "version 2: error rate 0.50% > 0.10%",
+        f"version 2: p99 latency {found.p99_ms:.1f} ms > 5 ms",
+    ]

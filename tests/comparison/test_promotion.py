@@ -8,8 +8,18 @@ from comparison import Comparison, Verdict, promotion_decision
 
 
 def _found(metric: str, verdict: Verdict, difference: float = 0.02, needed: int | None = None) -> Comparison:
-    return Comparison(metric=metric, a=0.8, b=0.8 + difference, difference=difference, interval=(0.01, 0.03),
-                      test="t", p_value=0.004, verdict=verdict, samples=500, samples_needed=needed)  # fmt: skip
+    return Comparison(
+        metric=metric,
+        a=0.8,
+        b=0.8 + difference,
+        difference=difference,
+        interval=(0.01, 0.03),
+        test="t",
+        p_value=0.004,
+        verdict=verdict,
+        samples=500,
+        samples_needed=needed,
+    )
 
 
 def test_b_better_on_the_deciding_metric_and_worse_on_none_is_promoted() -> None:

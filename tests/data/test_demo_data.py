@@ -30,10 +30,23 @@ def test_same_seed_same_rows_whatever_the_partitioning(spark: Any, generator: st
 def test_classification_shape(spark: Any) -> None:
     frame = generate(spark, GeneratedData(generator="classification", rows=20_000, seed=3))
     assert frame.columns == [
-        "transaction_id", "user_id", "event_time", "amount", "customer_age", "account_age_days",
-        "num_prev_transactions", "hour", "merchant_category", "device", "country", "currency",
-        "noise_1", "noise_2", "noise_3", "label",
-    ]  # fmt: skip
+        "transaction_id",
+        "user_id",
+        "event_time",
+        "amount",
+        "customer_age",
+        "account_age_days",
+        "num_prev_transactions",
+        "hour",
+        "merchant_category",
+        "device",
+        "country",
+        "currency",
+        "noise_1",
+        "noise_2",
+        "noise_3",
+        "label",
+    ]
     stats = frame.selectExpr(
         "count(*)",
         "avg(label)",

@@ -19,8 +19,13 @@ def test_binary_classifiers_get_mcnemar_and_the_auc_multiclass_only_mcnemar() ->
     found = {item.metric: item for item in offline_comparisons("classification", outcomes)}
     assert set(found) == {"accuracy", "auc_roc"}
     assert found["accuracy"].verdict == "b better" and found["accuracy"].test.startswith("McNemar")
-    three = PairedOutcomes(np.array([0.0, 1, 2, 2]), np.array([0.0, 1, 2, 1]), np.array([0.0, 1, 1, 2]),
-                           np.ones((4, 3)) / 3, np.ones((4, 3)) / 3)  # fmt: skip
+    three = PairedOutcomes(
+        np.array([0.0, 1, 2, 2]),
+        np.array([0.0, 1, 2, 1]),
+        np.array([0.0, 1, 1, 2]),
+        np.ones((4, 3)) / 3,
+        np.ones((4, 3)) / 3,
+    )
     assert [item.metric for item in offline_comparisons("classification", three)] == ["accuracy"]
 
 

@@ -19,15 +19,23 @@ from tests.conftest import example_config
     ("example", "weak", "strong", "metric"),
     [
         ("kmeans", {"k": 2, "maxIter": 5}, {"k": 4, "maxIter": 20}, "silhouette"),  # 4 true clusters
-        ("als", {"rank": 1, "maxIter": 1, "regParam": 5.0, "coldStartStrategy": "drop"},
-         {"rank": 4, "maxIter": 10, "regParam": 0.05, "coldStartStrategy": "drop"}, "ndcg_at_10"),
+        (
+            "als",
+            {"rank": 1, "maxIter": 1, "regParam": 5.0, "coldStartStrategy": "drop"},
+            {"rank": 4, "maxIter": 10, "regParam": 0.05, "coldStartStrategy": "drop"},
+            "ndcg_at_10",
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_stronger_version_wins_on_the_tasks_own_metric(
     spark: Any, lake: Path, tmp_path: Path, example: str, weak: dict[str, Any], strong: dict[str, Any], metric: str
 ) -> None:
-    tracking = {"uri": f"sqlite:///{tmp_path}/mlflow.db", "artifact_location": str(tmp_path / "art"),
-                "registered_model": f"compared-{example}", "experiment": "compare"}  # fmt: skip
+    tracking = {
+        "uri": f"sqlite:///{tmp_path}/mlflow.db",
+        "artifact_location": str(tmp_path / "art"),
+        "registered_model": f"compared-{example}",
+        "experiment": "compare",
+    }
     for hyperparameters in (weak, strong):
         config = example_config(example, lake, tracking=tracking, model={"hyperparameters": hyperparameters})
         train_and_register(spark, config, Console(quiet=True))

@@ -63,8 +63,9 @@ def test_regression_metrics_from_sums_equal_scikit_learn() -> None:
     actual = RNG.normal(50, 8, 700)
     predicted = actual + RNG.normal(1, 3, 700)
     error = actual - predicted
-    found = regression_summary(700, float((error**2).sum()), float(np.abs(error).sum()), float(actual.sum()),
-                               float((actual**2).sum()))  # fmt: skip
+    found = regression_summary(
+        700, float((error**2).sum()), float(np.abs(error).sum()), float(actual.sum()), float((actual**2).sum())
+    )
     assert found["rmse"] == pytest.approx(np.sqrt(sk.mean_squared_error(actual, predicted)))
     assert found["mae"] == pytest.approx(sk.mean_absolute_error(actual, predicted))
     assert found["r2"] == pytest.approx(sk.r2_score(actual, predicted))

@@ -51,8 +51,9 @@ def test_onnx_matches_spark_on_nulls_and_unseen_categories(spark: Any, forest: A
     expected = forest.model.transform(frame).select("prediction", "probability").collect()
     got = OnnxScorer(exported.onnx, exported.spec).score(rows)
     assert [g["prediction"] for g in got] == [e["prediction"] for e in expected]
-    np.testing.assert_allclose([g["probability"] for g in got], [e["probability"].toArray() for e in expected],
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        [g["probability"] for g in got], [e["probability"].toArray() for e in expected], atol=1e-5
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +84,9 @@ def test_wrong_factors_are_refused_for_top_k(als: Any, monkeypatch: pytest.Monke
         with np.load(io.BytesIO(original(model))) as data:
             arrays = dict(data)
         arrays["item_factors"] = np.roll(arrays["item_factors"], 1, axis=0)
-        return Recommender.pack(arrays["user_ids"], arrays["user_factors"], arrays["item_ids"],
-                                arrays["item_factors"])  # fmt: skip
+        return Recommender.pack(
+            arrays["user_ids"], arrays["user_factors"], arrays["item_ids"], arrays["item_factors"]
+        )
 
     monkeypatch.setattr(recommend, "export_factors", shuffled)
     refused = export_scorer(als)

@@ -51,8 +51,11 @@ def _clusters(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _pod_templates(doc: dict[str, Any]) -> list[dict[str, Any]]:
     if doc["kind"] in RAY_SPEC_FIELDS:
-        return [group["template"] for cluster in _clusters(doc)
-                for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]]  # fmt: skip
+        return [
+            group["template"]
+            for cluster in _clusters(doc)
+            for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+        ]
     template = doc.get("spec", {}).get("template")
     return [template] if template else []
 
@@ -158,8 +161,12 @@ def test_the_pod_monitors_select_the_ray_pods_and_scrape_ports_they_name() -> No
         assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
         selector = monitor["spec"]["selector"]
         wanted = selector.get("matchLabels", {})
-        scraped = [template for doc in ray_docs for template in _pod_templates(doc)
-                   if wanted.items() <= template.get("metadata", {}).get("labels", {}).items()]  # fmt: skip
+        scraped = [
+            template
+            for doc in ray_docs
+            for template in _pod_templates(doc)
+            if wanted.items() <= template.get("metadata", {}).get("labels", {}).items()
+        ]
         assert scraped, f"{monitor['metadata']['name']}: selects no pod template"
         for endpoint in monitor["spec"]["podMetricsEndpoints"]:
             for template in scraped:

@@ -49,10 +49,18 @@ def test_prometheus_scrapes_the_apps_counters_per_variant_and_serves_replica_met
 ) -> None:
     binary = shutil.which("prometheus")
     assert binary, "Debian's prometheus package is needed (.ci/run installs it)"
-    tracking = {"uri": f"sqlite:///{tmp_path}/mlflow.db", "artifact_location": str(tmp_path / "art"),
-                "registered_model": "watched", "experiment": "watched"}  # fmt: skip
-    serving = {"port": free_port(), "app_name": "watched", "ingress_replicas": 1,
-               "variants": {"champion": {"weight": 0.5}, "challenger": {"weight": 0.5}}}  # fmt: skip
+    tracking = {
+        "uri": f"sqlite:///{tmp_path}/mlflow.db",
+        "artifact_location": str(tmp_path / "art"),
+        "registered_model": "watched",
+        "experiment": "watched",
+    }
+    serving = {
+        "port": free_port(),
+        "app_name": "watched",
+        "ingress_replicas": 1,
+        "variants": {"champion": {"weight": 0.5}, "challenger": {"weight": 0.5}},
+    }
     config = example_config("logistic_regression", lake, tracking=tracking, serving=serving)
     for _ in range(2):  # @champion, then @challenger
         trainings.train_and_register(config)

@@ -58,12 +58,15 @@ def test_executors_the_cluster_cannot_hold_are_refused_after_the_bound_and_leave
     from pipeline.runtime._executors import SparkStartError, reserve_executors
 
     before = {key for key, group in ray.util.placement_group_table().items() if group["state"] != "REMOVED"}
-    too_big = SparkConfig(num_executors=2, executor_cores=64, executor_memory="1g", placement_strategy="PACK",
-                          start_timeout_s=1)  # fmt: skip
+    too_big = SparkConfig(
+        num_executors=2, executor_cores=64, executor_memory="1g", placement_strategy="PACK", start_timeout_s=1
+    )
     with pytest.raises(SparkStartError) as refused:
         reserve_executors(too_big)
-    assert str(refused.value).startswith("spark: no room for 2 executor(s) x 64 core(s), 1g each (placement PACK) "
-                                         "within spark.start_timeout_s = 1 s; the cluster has ")  # fmt: skip
+    assert str(refused.value).startswith(
+        "spark: no room for 2 executor(s) x 64 core(s), 1g each (placement PACK) "
+        "within spark.start_timeout_s = 1 s; the cluster has "
+    )
     assert "CPU(s) and" in str(refused.value) and "on 1 node(s)" in str(refused.value)
     after = {key for key, group in ray.util.placement_group_table().items() if group["state"] != "REMOVED"}
     assert after == before  # the group asked for is removed, the session's own is kept

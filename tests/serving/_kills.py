@@ -9,7 +9,8 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class Stream:
     answered_ids: list[str] = field(default_factory=list)
     mismatched_ids: list[tuple[str, str]] = field(default_factory=list)  # (in the body, in the header)
     error: BaseException | None = None  # what ended the client's thread early, if anything did
+    pause: float = 0.0  # seconds between requests: 0, back to back
 
     def run(self, base: str, timeout: float, stop: threading.Event, deadline: float) -> None:
         try:
@@ -60,6 +62,8 @@ class Stream:
                     time.sleep(0.05)  # a refused connection comes back at once: no busy loop
                 now = time.monotonic()
                 self.answers.append((now, status, now - sent))
+                if self.pause:
+                    time.sleep(self.pause)
 
     @property
     def statuses(self) -> Counter[str]:
@@ -81,6 +85,26 @@ class Stream:
     def slowest_failure(self) -> float:
         """The longest a request that failed was held (0 if none failed)."""
         return max((seconds for _, status, seconds in self.answers if status != "200"), default=0.0)
+
+
+@contextmanager
+def streaming(
+    base: str, body: dict[str, Any], seconds: float, timeout: float = 10.0, pause: float = 0.0
+) -> Iterator[Stream]:
+    """One ``Stream`` from a thread for ``seconds``, ``pause`` between requests: on success it runs its whole
+    course (what follows the fault done in the block is the point); a block that raises stops it at once."""
+    stream, stop, end = Stream(body, pause=pause), threading.Event(), time.monotonic() + seconds
+    worker = threading.Thread(target=stream.run, args=(base, timeout, stop, end), daemon=True)
+    worker.start()
+    try:
+        yield stream
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        worker.join(timeout=seconds + timeout + 10)
+    assert stream.error is None, repr(stream.error)
+    assert not stream.mismatched_ids, stream.mismatched_ids[:3]
 
 
 def kill_under_streams(

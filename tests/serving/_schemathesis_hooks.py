@@ -28,8 +28,12 @@ def after_call(context: Any, case: Any, response: Any) -> None:
         return
     base, token = os.environ["PIPELINE_TEST_APP"], os.environ["PIPELINE_TEST_TOKEN"]
     weights = json.loads(os.environ["PIPELINE_TEST_WEIGHTS"])
-    restored = httpx.post(f"{base}/admin/weights", json={"weights": weights}, timeout=30,
-                          headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    restored = httpx.post(
+        f"{base}/admin/weights",
+        json={"weights": weights},
+        timeout=30,
+        headers={"Authorization": f"Bearer {token}"},
+    )
     restored.raise_for_status()
     with open(os.environ["PIPELINE_TEST_UNDONE"], "a") as undone:  # the test counts them
         undone.write(json.dumps(response.json()) + "\n")

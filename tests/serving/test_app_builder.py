@@ -25,8 +25,12 @@ def test_serve_runs_the_app_that_app_from_args_builds_from_a_config_mapping(
     from ray import serve
 
     port = free_port()
-    tracking = {"uri": f"sqlite:///{tmp_path}/mlflow.db", "artifact_location": str(tmp_path / "art"),
-                "registered_model": "built", "experiment": "built"}  # fmt: skip
+    tracking = {
+        "uri": f"sqlite:///{tmp_path}/mlflow.db",
+        "artifact_location": str(tmp_path / "art"),
+        "registered_model": "built",
+        "experiment": "built",
+    }
     serving = {"port": port, "app_name": "built", "ingress_replicas": 1, "variants": {"champion": {"weight": 1.0}}}
     config = example_config("logistic_regression", lake, tracking=tracking, serving=serving)
     registered = trainings.train_and_register(config).registration

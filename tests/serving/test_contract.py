@@ -15,17 +15,27 @@ from serving._contract import ServedVariant, VariantInputs, contract_document
 from serving._requests import Refused, predict_envelope, recommend_envelope
 from serving.routing import WeightsError, check_weights
 
-FIELDS = (InputField("amount", "number"), InputField("device", "string"), InputField("new", "boolean"),
-          InputField("embedding", "vector", 2))  # fmt: skip
+FIELDS = (
+    InputField("amount", "number"),
+    InputField("device", "string"),
+    InputField("new", "boolean"),
+    InputField("embedding", "vector", 2),
+)
 # The champion was trained on a table with a label and an id column, which it does not use.
 IGNORED = ("label", "transaction_id")
 INPUTS = VariantInputs(tuple((f.name, f.json_schema()) for f in FIELDS), recommends=False, ignored=IGNORED)
 ALS = VariantInputs((("user_id", InputField("user_id", "number").json_schema()),), recommends=True)
-BASE = {"openapi": "3.1.0", "info": {"title": "t", "description": "d", "version": "1"},
-        "paths": {"/predict": {"post": {"responses": {}}}, "/recommend": {"post": {"responses": {}}},
-                  "/admin/weights": {"post": {"responses": {}}},
-                  "/train": {"post": {"responses": {"202": {"description": "accepted"}}}},
-                  "/train/{job_id}": {"get": {"operationId": "training", "responses": {}}}}}  # fmt: skip
+BASE = {
+    "openapi": "3.1.0",
+    "info": {"title": "t", "description": "d", "version": "1"},
+    "paths": {
+        "/predict": {"post": {"responses": {}}},
+        "/recommend": {"post": {"responses": {}}},
+        "/admin/weights": {"post": {"responses": {}}},
+        "/train": {"post": {"responses": {"202": {"description": "accepted"}}}},
+        "/train/{job_id}": {"get": {"operationId": "training", "responses": {}}},
+    },
+}
 
 
 def _document(variants: list[ServedVariant]) -> dict[str, Any]:
@@ -118,11 +128,16 @@ def test_recommend_is_documented_for_als_variants_and_left_out_when_none_serves(
     recs = ServedVariant("recs", ("recs",), ALS, routed=False)
     schema = _body(_document([champion, recs]), "/recommend")
     bodies: list[dict[str, Any]] = [
-        {"user": 1, "model_id": "recs"}, {"users": [1, 2], "k": 5, "model_id": "recs"}, {"user": 1},
-        {"user": 1, "model_id": "champion"}, {"user": 1, "k": 0, "model_id": "recs"},
-        {"user": True, "model_id": "recs"}, {"users": [1] * 4, "model_id": "recs"},
-        {"user": 1, "k": 5.0, "model_id": "recs"}, {"user": 1, "k": 5.5, "model_id": "recs"},
-    ]  # fmt: skip
+        {"user": 1, "model_id": "recs"},
+        {"users": [1, 2], "k": 5, "model_id": "recs"},
+        {"user": 1},
+        {"user": 1, "model_id": "champion"},
+        {"user": 1, "k": 0, "model_id": "recs"},
+        {"user": True, "model_id": "recs"},
+        {"users": [1] * 4, "model_id": "recs"},
+        {"user": 1, "k": 5.0, "model_id": "recs"},
+        {"user": 1, "k": 5.5, "model_id": "recs"},
+    ]
     for body in bodies:
         try:
             envelope = recommend_envelope(body, 3, "user")
@@ -134,10 +149,21 @@ def test_recommend_is_documented_for_als_variants_and_left_out_when_none_serves(
     assert "/recommend" not in without["paths"] and "/recommend" in without["info"]["description"]
 
 
-WEIGHTS_CASES = [{"champion": 1}, {"champion": 0.5, "challenger": 0.5}, {"champion": 0}, {"champion": -1},
-                 {"other": 1}, {"champion": True}, {"champion": "1"}, {"champion": math.inf}, {},
-                 {"champion": 0, "challenger": 5e-324}, {"champion": 1, "challenger": 1e-7},
-                 {"champion": 1e-6}, {"champion": 0.0, "challenger": 2}]  # fmt: skip
+WEIGHTS_CASES = [
+    {"champion": 1},
+    {"champion": 0.5, "challenger": 0.5},
+    {"champion": 0},
+    {"champion": -1},
+    {"other": 1},
+    {"champion": True},
+    {"champion": "1"},
+    {"champion": math.inf},
+    {},
+    {"champion": 0, "challenger": 5e-324},
+    {"champion": 1, "challenger": 1e-7},
+    {"champion": 1e-6},
+    {"champion": 0.0, "challenger": 2},
+]
 
 
 @pytest.mark.parametrize("weights", WEIGHTS_CASES)

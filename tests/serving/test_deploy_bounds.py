@@ -20,8 +20,13 @@ def test_replicas_that_cannot_be_placed_end_the_deploy_within_its_timeout(runtim
     the rule that keeps it short and what the cluster has free, and the new app is deleted again."""
     from ray import serve
 
-    serving = {"port": free_port(), "app_name": "unplaceable", "ingress_replicas": 2, "max_replicas_per_node": 1,
-               "ready_timeout_s": 15}  # fmt: skip
+    serving = {
+        "port": free_port(),
+        "app_name": "unplaceable",
+        "ingress_replicas": 2,
+        "max_replicas_per_node": 1,
+        "ready_timeout_s": 15,
+    }
     config = make_config(tmp_path, serving=serving)
     # Serve's own start (its controller and proxy, each a new worker process) is inside the timeout too, but
     # with both cores loaded it alone has taken 35 s or more: started first, so that the bound below measures

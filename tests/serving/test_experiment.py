@@ -13,12 +13,32 @@ from serving._feedback import Outcome, append_feedback, create_feedback_table
 from serving._prediction_log import AnsweredRequest, PredictionLog, create_log_table
 
 
-def _answer(request_id: str, version: str, role: str, prediction: float | None, latency: float = 0.002,
-            route: str = "predict") -> AnsweredRequest:  # fmt: skip
+def _answer(
+    request_id: str,
+    version: str,
+    role: str,
+    prediction: float | None,
+    latency: float = 0.002,
+    route: str = "predict",
+) -> AnsweredRequest:
     output = [{"prediction": prediction}] if prediction is not None else [{"error": 500}]
     body = orjson.dumps({"instances": [{"x": 1}]})
-    return AnsweredRequest(request_id, time.time(), route, f"v{version}", role, "m", version, 0, "onnx", body,
-                           orjson.dumps(output), latency, None, 1)  # fmt: skip
+    return AnsweredRequest(
+        request_id,
+        time.time(),
+        route,
+        f"v{version}",
+        role,
+        "m",
+        version,
+        0,
+        "onnx",
+        body,
+        orjson.dumps(output),
+        latency,
+        None,
+        1,
+    )
 
 
 def test_routed_answers_shadow_pairs_and_guardrails_from_the_log_and_feedback(tmp_path: Path) -> None:
@@ -56,6 +76,7 @@ def test_routed_answers_shadow_pairs_and_guardrails_from_the_log_and_feedback(tm
     assert [str(breach) for breach in report.breaches] == ["version 2: error rate 0.25% > 0.10%"]
     assert report.breaches_of("2") == report.breaches and report.breaches_of("1") == []
 
-    fewer = online_report(log_path, feedback_path, "1", "2", ExperimentRules(metric="accuracy", mde=0.1,
-                                                                             min_samples=500))  # fmt: skip
+    fewer = online_report(
+        log_path, feedback_path, "1", "2", ExperimentRules(metric="accuracy", mde=0.1, min_samples=500)
+    )
     assert fewer.comparisons[0].verdict == "no difference yet" and fewer.comparisons[0].samples_needed

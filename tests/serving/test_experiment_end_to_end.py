@@ -45,19 +45,38 @@ REQUESTS, RECORDS = 200, 20
 @pytest.fixture(scope="module")
 def experiment(spark: Any, trainings: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     store = tmp_path_factory.mktemp("experiment")
-    tracking = {"uri": f"sqlite:///{store}/mlflow.db", "artifact_location": str(store / "art"),
-                "registered_model": "experiment", "experiment": "experiment", "alias": "auto"}  # fmt: skip
-    serving = {"port": free_port(), "variants": {"champion": {"weight": 0.5}, "challenger": {"weight": 0.5}},
-               "shadow": "challenger", "refresh_seconds": 0.2,
-               "prediction_log": {"path": str(store / "prediction_log"), "flush_seconds": 0.5},
-               "feedback": {"path": str(store / "feedback")}}  # fmt: skip
-    wine = {"source": {"format": "delta", "path": "data/demo/wine"}, "label": "label",
-            "ingest": {"generate": {"generator": "wine", "seed": 42}}}  # fmt: skip
-    sections = {"tracking": tracking, "serving": serving, "experiment": {"metric": "accuracy", "mde": 0.02},
-                "data": wine, "features": {"drop": ["sample_id"]}}  # fmt: skip
+    tracking = {
+        "uri": f"sqlite:///{store}/mlflow.db",
+        "artifact_location": str(store / "art"),
+        "registered_model": "experiment",
+        "experiment": "experiment",
+        "alias": "auto",
+    }
+    serving = {
+        "port": free_port(),
+        "variants": {"champion": {"weight": 0.5}, "challenger": {"weight": 0.5}},
+        "shadow": "challenger",
+        "refresh_seconds": 0.2,
+        "prediction_log": {"path": str(store / "prediction_log"), "flush_seconds": 0.5},
+        "feedback": {"path": str(store / "feedback")},
+    }
+    wine = {
+        "source": {"format": "delta", "path": "data/demo/wine"},
+        "label": "label",
+        "ingest": {"generate": {"generator": "wine", "seed": 42}},
+    }
+    sections = {
+        "tracking": tracking,
+        "serving": serving,
+        "experiment": {"metric": "accuracy", "mde": 0.02},
+        "data": wine,
+        "features": {"drop": ["sample_id"]},
+    }
     trained = {}
-    for algorithm, model in [("decision_tree", {"hyperparameters": {"maxDepth": 1}}),  # v1: @champion
-                             ("random_forest", {})]:  # v2: @challenger  # fmt: skip
+    for algorithm, model in [
+        ("decision_tree", {"hyperparameters": {"maxDepth": 1}}),  # v1: @champion
+        ("random_forest", {}),
+    ]:  # v2: @challenger
         config = example_config(algorithm, lake, **sections, model=model)
         if not (config.data.source.path / "_delta_log").is_dir():
             ingest(spark, config.data)
@@ -89,13 +108,18 @@ def test_feedback_compare_apply_and_rollback(
         answer = client.post("/predict", json={"instances": records}, headers={"x-request-id": f"exp-{index}"})
         assert answer.status_code == 200, answer.text
         variants[answer.json()["variant"]] += 1
-        outcomes += [{"request_id": f"exp-{index}", "row": position, "outcome": float(row[prepared.label])}
-                     for position, row in enumerate(batch)]  # fmt: skip
+        outcomes += [
+            {"request_id": f"exp-{index}", "row": position, "outcome": float(row[prepared.label])}
+            for position, row in enumerate(batch)
+        ]
     for start in range(0, len(outcomes), 1000):
         posted = client.post("/feedback", json={"outcomes": outcomes[start : start + 1000]}, headers=AUTH)
         assert posted.status_code == 200 and posted.json()["unknown"] == 0, posted.text
-    logged = [row for row in DeltaTable(str(config.serving.prediction_log.path)).to_pyarrow_table().to_pylist()
-              if row["request_id"].startswith("exp-")]  # fmt: skip
+    logged = [
+        row
+        for row in DeltaTable(str(config.serving.prediction_log.path)).to_pyarrow_table().to_pylist()
+        if row["request_id"].startswith("exp-")
+    ]
     keys = Counter((row["request_id"], row["row"], row["role"]) for row in logged)
     assert max(keys.values()) == 1  # none twice
     assert sum(1 for key in keys if key[2] == "routed") == REQUESTS * RECORDS  # none lost
@@ -154,8 +178,11 @@ def test_score_writes_every_row_with_lineage_and_equals_the_served_answers(exper
     with pytest.raises(PipelineError) as refused:
         score_source(spark, config, version, bad_source, store / "bad_scores", Console(quiet=True))
     message = str(refused.value)
-    assert message.startswith(f"score --input {bad}: ") and "column 'alcohol' is string; the model takes " \
-        "double" in message and "column 'proline' is missing" in message, message  # fmt: skip
+    assert (
+        message.startswith(f"score --input {bad}: ")
+        and "column 'alcohol' is string; the model takes double" in message
+        and "column 'proline' is missing" in message
+    ), message
     assert not (store / "bad_scores").exists()  # refused before anything was written
 
 
@@ -172,8 +199,9 @@ def test_the_app_promotes_and_rolls_back_by_itself(experiment: Any) -> None:
         (breach, "1", "auto rollback: version 2: p99 latency "),
     ]
     for rules, expected, reason in steps:
-        watched = config.model_copy(update={"experiment": config.experiment.model_copy(
-            update={"check_seconds": 1.0, **rules})})  # fmt: skip
+        watched = config.model_copy(
+            update={"experiment": config.experiment.model_copy(update={"check_seconds": 1.0, **rules})}
+        )
         deploy(watched, environ={config.serving.token_env: TOKEN}, ready_timeout=300)
         deadline = time.monotonic() + 90
         answers = {_champion_version(client) for _ in range(6)}  # each /models from any ingress replica
@@ -186,8 +214,9 @@ def test_the_app_promotes_and_rolls_back_by_itself(experiment: Any) -> None:
         assert history[0].endswith(f"@champion -> version {expected}"), history
     found = mlflow_client.get_experiment_by_name(config.tracking.experiment)
     assert found is not None
-    moves = mlflow_client.search_runs([found.experiment_id], "tags.kind = 'alias-move'",
-                                      order_by=["attributes.start_time ASC"])  # fmt: skip
+    moves = mlflow_client.search_runs(
+        [found.experiment_id], "tags.kind = 'alias-move'", order_by=["attributes.start_time ASC"]
+    )
     automatic = [run.data.params for run in moves if run.data.params["reason"].startswith("auto")]
     assert [params["reason"].split(":")[0] for params in automatic] == ["auto promotion", "auto rollback"]
     assert all(params.get("comparison_run_id") for params in automatic)  # the evidence behind each move

@@ -35,8 +35,24 @@ def _logged(path: Path, requests: dict[str, int], at: float | None = None) -> No
     for request_id, rows in requests.items():
         outputs = orjson.dumps([{"prediction": 1.0}] * rows)
         body = orjson.dumps({"instances": [{"x": index} for index in range(rows)]})
-        log.offer(AnsweredRequest(request_id, at or time.time(), "predict", "champion", "routed", "m", "1", 0,
-                                  "onnx", body, outputs, 0.001, None, rows))  # fmt: skip
+        log.offer(
+            AnsweredRequest(
+                request_id,
+                at or time.time(),
+                "predict",
+                "champion",
+                "routed",
+                "m",
+                "1",
+                0,
+                "onnx",
+                body,
+                outputs,
+                0.001,
+                None,
+                rows,
+            )
+        )
     assert log.commit() == sum(requests.values())
 
 
@@ -64,7 +80,10 @@ def test_bad_outcomes_are_refused_by_field_value_and_rule() -> None:
     assert _refused({"request_id": "r1", "outcome": float("nan")})[1] == "outcome"
     assert _refused({"request_id": "", "outcome": 1})[:2] == (422, "request_id")
     assert _refused({"request_id": "r1", "row": "2", "outcome": 1}) == (
-        422, "row", f'expected an integer from 0 to {MAX_ROWS - 1}, got "2"')  # fmt: skip
+        422,
+        "row",
+        f'expected an integer from 0 to {MAX_ROWS - 1}, got "2"',
+    )
     assert _refused({"request_id": "r1", "outcome": 1, "label": 1})[:2] == (422, "label")
     assert _refused({"outcomes": []})[:2] == (422, "outcomes")
     assert _refused({"outcomes": [{"request_id": "r", "outcome": 1}] * (MAX_ROWS + 1)})[:2] == (413, "outcomes")
@@ -74,12 +93,19 @@ def test_bad_outcomes_are_refused_by_field_value_and_rule() -> None:
 def test_the_documented_schema_takes_exactly_what_the_check_takes() -> None:
     schema = feedback_body_schema(MAX_ROWS)
     bodies = [
-        {"request_id": "r1", "outcome": 1}, {"request_id": "r1", "row": 3, "outcome": -2.5},
-        {"outcomes": [{"request_id": "r1", "outcome": 1}]}, {"request_id": "r1", "outcome": "1"},
-        {"request_id": "r1", "row": -1, "outcome": 1}, {"request_id": "r1", "row": MAX_ROWS, "outcome": 1},
-        {"outcomes": []}, {"outcomes": [{"request_id": "r1", "outcome": 1}], "x": 1}, {"request_id": "r1"},
-        {"request_id": "x" * 129, "outcome": 1}, {"request_id": 7, "outcome": 1}, "text",
-    ]  # fmt: skip
+        {"request_id": "r1", "outcome": 1},
+        {"request_id": "r1", "row": 3, "outcome": -2.5},
+        {"outcomes": [{"request_id": "r1", "outcome": 1}]},
+        {"request_id": "r1", "outcome": "1"},
+        {"request_id": "r1", "row": -1, "outcome": 1},
+        {"request_id": "r1", "row": MAX_ROWS, "outcome": 1},
+        {"outcomes": []},
+        {"outcomes": [{"request_id": "r1", "outcome": 1}], "x": 1},
+        {"request_id": "r1"},
+        {"request_id": "x" * 129, "outcome": 1},
+        {"request_id": 7, "outcome": 1},
+        "text",
+    ]
     for body in bodies:
         documented = jsonschema.Draft202012Validator(schema).is_valid(body)
         try:
@@ -94,18 +120,27 @@ def test_only_outcomes_of_logged_predictions_are_written_in_one_commit(tmp_path:
     log, feedback = tmp_path / "prediction_log", tmp_path / "feedback"
     _logged(log, {"a": 2, "b": 1})
     create_feedback_table(feedback)
-    outcomes = [Outcome("a", 0, 1.0), Outcome("a", 1, 0.0), Outcome("a", 2, 1.0), Outcome("b", 0, 1.0),
-                Outcome("zzz", 0, 1.0)]  # fmt: skip
+    outcomes = [
+        Outcome("a", 0, 1.0),
+        Outcome("a", 1, 0.0),
+        Outcome("a", 2, 1.0),
+        Outcome("b", 0, 1.0),
+        Outcome("zzz", 0, 1.0),
+    ]
     report = record_feedback(log, feedback, outcomes, lookback_days=30, source="api")
     assert report.accepted == 3 and report.unknown == [Outcome("a", 2, 1.0), Outcome("zzz", 0, 1.0)]
-    assert report.as_json() == {"accepted": 3, "unknown": 2, "unknown_outcomes": [
-        {"request_id": "a", "row": 2}, {"request_id": "zzz", "row": 0}]}  # fmt: skip
+    assert report.as_json() == {
+        "accepted": 3,
+        "unknown": 2,
+        "unknown_outcomes": [{"request_id": "a", "row": 2}, {"request_id": "zzz", "row": 0}],
+    }
     table = DeltaTable(str(feedback))
     assert table.version() == 1  # created, then one commit
     written = table.to_pyarrow_table()
     assert written.schema == FEEDBACK_SCHEMA
-    found = zip(written["request_id"].to_pylist(), written["row"].to_pylist(), written["outcome"].to_pylist(),
-                strict=True)  # fmt: skip
+    found = zip(
+        written["request_id"].to_pylist(), written["row"].to_pylist(), written["outcome"].to_pylist(), strict=True
+    )
     assert sorted(found) == [("a", 0, 1.0), ("a", 1, 0.0), ("b", 0, 1.0)]
     assert set(written["source"].to_pylist()) == {"api"}
     nothing = record_feedback(log, feedback, [Outcome("zzz", 0, 1.0)], lookback_days=30, source="api")

@@ -29,22 +29,39 @@ from serving._wal import WAL_FOLDER
 from tests.conftest import PROJECT_ROOT
 
 
-def _answered(request_id: str, records: list[dict[str, object]], route: str = "predict",
-              sticky: str | None = None) -> AnsweredRequest:  # fmt: skip
+def _answered(
+    request_id: str, records: list[dict[str, object]], route: str = "predict", sticky: str | None = None
+) -> AnsweredRequest:
     outputs = [{"prediction": float(i), "probability": [0.25, 0.75]} for i in range(len(records))]
     payload: dict[str, object] = {"instances": records}
     if route == "recommend":
         payload = {"users": [record["user"] for record in records], "k": 2}
         outputs = [{"user": record["user"], "items": [[7, 0.5]]} for record in records]
-    return AnsweredRequest(request_id, 1_764_547_200.25, route, "champion", "routed", "demo", "3", 0, "onnx",
-                           orjson.dumps(payload), orjson.dumps(outputs), 0.002, sticky, len(records))  # fmt: skip
+    return AnsweredRequest(
+        request_id,
+        1_764_547_200.25,
+        route,
+        "champion",
+        "routed",
+        "demo",
+        "3",
+        0,
+        "onnx",
+        orjson.dumps(payload),
+        orjson.dumps(outputs),
+        0.002,
+        sticky,
+        len(records),
+    )
 
 
 def test_one_row_per_record_with_its_input_output_and_lineage() -> None:
-    table = log_table([
-        _answered("r1", [{"amount": 1.5, "city": "a"}, {"amount": None, "city": "b"}], sticky="user-9"),
-        _answered("r2", [{"user": 4}, {"user": 5}], route="recommend"),
-    ])  # fmt: skip
+    table = log_table(
+        [
+            _answered("r1", [{"amount": 1.5, "city": "a"}, {"amount": None, "city": "b"}], sticky="user-9"),
+            _answered("r2", [{"user": 4}, {"user": 5}], route="recommend"),
+        ]
+    )
     assert table.schema == LOG_SCHEMA
     rows = table.to_pylist()
     assert [(r["request_id"], r["row"]) for r in rows] == [("r1", 0), ("r1", 1), ("r2", 0), ("r2", 1)]
@@ -147,8 +164,13 @@ os.kill(os.getpid(), signal.SIGKILL)
 def test_rows_a_killed_replica_wrote_ahead_are_committed_once_by_another(tmp_path: Path, how: str) -> None:
     path = tmp_path / "prediction_log"
     create_log_table(path)
-    died = subprocess.run([sys.executable, "-c", _REPLICA, str(path), how], cwd=PROJECT_ROOT, timeout=120,
-                          capture_output=True, text=True)  # fmt: skip
+    died = subprocess.run(
+        [sys.executable, "-c", _REPLICA, str(path), how],
+        cwd=PROJECT_ROOT,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
     assert died.returncode == -signal.SIGKILL, died.stderr
     assert len(list((path / WAL_FOLDER).iterdir())) == 1  # its folder, left behind
     survivor = PredictionLog(str(path), max_buffer_rows=100)

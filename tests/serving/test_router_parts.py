@@ -39,9 +39,15 @@ class _Handle:
 
     def __init__(self, variant: str, version: str | None, delta_version: str | None = None) -> None:
         ready = version is not None
-        info = VariantInfo(variant, f"models:/demo@{variant}", ready=ready, missing=not ready, error=None,
-                           version=version,
-                           lineage={"data.delta_version": delta_version} if delta_version else {})  # fmt: skip
+        info = VariantInfo(
+            variant,
+            f"models:/demo@{variant}",
+            ready=ready,
+            missing=not ready,
+            error=None,
+            version=version,
+            lineage={"data.delta_version": delta_version} if delta_version else {},
+        )
         self.info = _Method(info)
         self.inputs = _Method(None)
         self.score = _Method(VariantAnswer(200, version=version, scorer="spark", output=b"[1]"))
@@ -62,10 +68,13 @@ class _Handle:
 def _settings(**variants: str | None) -> AppSettings:
     """Spark-scored variants only (no model is loaded in-process): name -> alias."""
     return AppSettings(
-        app_name="app", model_name="demo",
-        variants={name: VariantSettings(ModelSource("sqlite://", "demo", alias=alias), 1.0, remote=True)
-                  for name, alias in variants.items()},
-    )  # fmt: skip
+        app_name="app",
+        model_name="demo",
+        variants={
+            name: VariantSettings(ModelSource("sqlite://", "demo", alias=alias), 1.0, remote=True)
+            for name, alias in variants.items()
+        },
+    )
 
 
 def _directory() -> VariantDirectory:
@@ -83,7 +92,12 @@ def test_the_directory_knows_the_loaded_versions_and_what_reaches_them() -> None
     assert directory.version_of("challenger") == "none"
     # A model_id names a variant, an alias (with or without @) or a loaded version; anything else: none.
     assert [directory.target(name) for name in ("challenger", "@champion", "champion", "3", "4")] == [
-        "challenger", "champion", "champion", "champion", None]  # fmt: skip
+        "challenger",
+        "champion",
+        "champion",
+        "champion",
+        None,
+    ]
     assert directory.served() == ["3", "challenger", "champion"]
     # Only loaded variants take routed traffic, whatever their weight.
     assert directory.routable({"champion": 0.4, "challenger": 0.6}) == {"champion": 0.4}
@@ -156,8 +170,9 @@ def test_with_wait_for_disk_an_answer_waits_for_its_fdatasync(tmp_path: Path) ->
     create_log_table(path)
 
     async def answer_twice() -> list[bool]:
-        waits = PredictionLogWriter(path, max_buffer_rows=100, flush_seconds=60, model_name="demo",
-                                    wait_for_disk=True)  # fmt: skip
+        waits = PredictionLogWriter(
+            path, max_buffer_rows=100, flush_seconds=60, model_name="demo", wait_for_disk=True
+        )
         waits.ensure_running()
         durable = waits.offer(_answered("a"), VariantAnswer(200, version="3", output=b"[1, 0]"))
         assert durable is not None
@@ -178,9 +193,16 @@ def test_with_wait_for_disk_an_answer_waits_for_its_fdatasync(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     ("header", "valid"),
-    [("Bearer s3cret", True), ("Bearer  s3cret ", True), ("Bearer wrong", False), ("s3cret", False),
-     ("Basic s3cret", False), ("Bearer ", False), ("", False)],
-)  # fmt: skip
+    [
+        ("Bearer s3cret", True),
+        ("Bearer  s3cret ", True),
+        ("Bearer wrong", False),
+        ("s3cret", False),
+        ("Basic s3cret", False),
+        ("Bearer ", False),
+        ("", False),
+    ],
+)
 def test_the_bearer_token_check(header: str, valid: bool) -> None:
     assert bearer_token_valid(header, hashlib.sha256(b"s3cret").hexdigest()) is valid
     assert bearer_token_valid(header, None) is False  # no token configured: nothing is authorised

@@ -41,8 +41,12 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def _config(
     lake: Path, store: Path, algorithm: str, port: int, features: dict[str, Any] | None = None, **serving: Any
 ) -> PipelineConfig:
-    tracking = {"uri": f"sqlite:///{store}/mlflow.db", "artifact_location": str(store / "art"),
-                "registered_model": "served", "experiment": "serving"}  # fmt: skip
+    tracking = {
+        "uri": f"sqlite:///{store}/mlflow.db",
+        "artifact_location": str(store / "art"),
+        "registered_model": "served",
+        "experiment": "serving",
+    }
     defaults = {
         "port": port,
         "variants": {"champion": {"weight": 0.8}, "challenger": {"weight": 0.2}},
@@ -66,17 +70,27 @@ def served(spark: Any, trainings: Any, lake: Path, tmp_path_factory: pytest.Temp
     port = free_port()
     trained = {}
     hashed = {"columns": {"merchant_category": {"type": "hashed", "num_features": 32}}}
-    for name, algorithm, alias, features in [("random_forest", "random_forest", "auto", {}),
-                                             ("decision_tree", "decision_tree", "auto", {}),
-                                             ("hashed_forest", "random_forest", "none", hashed),
-                                             ("als", "als", "none", {})]:  # fmt: skip
+    for name, algorithm, alias, features in [
+        ("random_forest", "random_forest", "auto", {}),
+        ("decision_tree", "decision_tree", "auto", {}),
+        ("hashed_forest", "random_forest", "none", hashed),
+        ("als", "als", "none", {}),
+    ]:
         config = _config(lake, store, algorithm, port, features)
         config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"alias": alias})})
         trained[name] = trainings.train_and_register(config)
-    config = _config(lake, store, "random_forest", port,
-                     variants={"champion": {"weight": 0.8}, "challenger": {"weight": 0.2},
-                               "fallback": {"version": 3, "weight": 0.0},
-                               "recs": {"version": 4, "weight": 0.0}})  # fmt: skip
+    config = _config(
+        lake,
+        store,
+        "random_forest",
+        port,
+        variants={
+            "champion": {"weight": 0.8},
+            "challenger": {"weight": 0.2},
+            "fallback": {"version": 3, "weight": 0.0},
+            "recs": {"version": 4, "weight": 0.0},
+        },
+    )
     shared = {"config": config, "trained": trained, "store": store, "lake": lake, "spark": spark}
     with live_app(config, TOKEN) as client:
         yield {**shared, "client": client}
@@ -101,8 +115,11 @@ def test_health_and_models_describe_every_variant(served: Any) -> None:
     assert health.status_code == 200 and Health.model_validate(health.json()).status == "ready"
     models = client.get("/models").json()["variants"]
     assert {name: (v["version"], v["scorer"]) for name, v in models.items()} == {
-        "champion": ("1", "onnx"), "challenger": ("2", "onnx"), "fallback": ("3", "spark"),
-        "recs": ("4", "onnx")}  # fmt: skip
+        "champion": ("1", "onnx"),
+        "challenger": ("2", "onnx"),
+        "fallback": ("3", "spark"),
+        "recs": ("4", "onnx"),
+    }
     assert models["champion"]["lineage"]["data.delta_version"] == "0"
     assert models["champion"]["weight"] == 0.8 and models["fallback"]["alias"] is None
     assert "FeatureHasher" in models["fallback"]["scorer_reason"]
@@ -195,8 +212,10 @@ def test_recommendations_equal_spark_for_known_users(served: Any) -> None:
     als = trained.model.stages[-1]
     users = [row[0] for row in trained.prepared.test.select("user_id").distinct().limit(5).collect()]
     frame = served["spark"].createDataFrame([(user,) for user in users], ["user_id"])
-    spark_top = {row["user_id"]: [(r["item_id"], r["rating"]) for r in row["recommendations"]]
-                 for row in als.recommendForUserSubset(frame, 5).collect()}  # fmt: skip
+    spark_top = {
+        row["user_id"]: [(r["item_id"], r["rating"]) for r in row["recommendations"]]
+        for row in als.recommendForUserSubset(frame, 5).collect()
+    }
     answer = client.post("/recommend", json={"users": [*users, 987654321], "k": 5, "model_id": "recs"})
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -206,8 +225,9 @@ def test_recommendations_equal_spark_for_known_users(served: Any) -> None:
     assert unknown == {"user": 987654321, "known": False, "items": []}  # cold start: nothing to rank
     for entry in known:
         assert entry["known"] and [i["item"] for i in entry["items"]] == [i for i, _ in spark_top[entry["user"]]]
-        np.testing.assert_allclose([i["score"] for i in entry["items"]], [r for _, r in spark_top[entry["user"]]],
-                                   rtol=1e-5)  # fmt: skip
+        np.testing.assert_allclose(
+            [i["score"] for i in entry["items"]], [r for _, r in spark_top[entry["user"]]], rtol=1e-5
+        )
     one = client.post("/recommend", json={"user": users[0], "k": 5, "model_id": "recs"}).json()
     assert one["recommendations"] == known[:1]
     cases = [
@@ -226,8 +246,11 @@ def test_recommendations_equal_spark_for_known_users(served: Any) -> None:
 
 def _requests_total(text: str, role: str) -> int:
     """Requests counted in /metrics for one role (routed, direct or shadow), all variants and statuses."""
-    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("pipeline_requests_total") and f'role="{role}"' in line)  # fmt: skip
+    return sum(
+        int(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("pipeline_requests_total") and f'role="{role}"' in line
+    )
 
 
 def test_weighted_split_shadow_and_metrics_counts(served: Any) -> None:
@@ -296,27 +319,38 @@ def test_the_prediction_log_holds_every_answered_record_once_with_its_lineage(se
             assert json.loads(row["output"]) == body["predictions"][row["row"]]
         else:
             assert row["role"] == "shadow" and row["variant"] == "challenger" and body["variant"] == "champion"
-    written = [line for line in client.get("/metrics").text.splitlines()
-               if line.startswith('pipeline_prediction_log_rows_total{outcome="written"}')]  # fmt: skip
+    written = [
+        line
+        for line in client.get("/metrics").text.splitlines()
+        if line.startswith('pipeline_prediction_log_rows_total{outcome="written"}')
+    ]
     assert written and int(written[0].rsplit(" ", 1)[1]) >= expected, written
 
 
 def test_feedback_needs_the_token_names_a_bad_outcome_and_is_counted(served: Any) -> None:
     client, config = served["client"], served["config"]
-    answer = client.post("/predict", json={"instances": _records(served, "random_forest", 2)},
-                         headers={"x-request-id": "feedback-test"})  # fmt: skip
+    answer = client.post(
+        "/predict",
+        json={"instances": _records(served, "random_forest", 2)},
+        headers={"x-request-id": "feedback-test"},
+    )
     assert answer.status_code == 200
     body = {"outcomes": [{"request_id": "feedback-test", "row": 1, "outcome": 1}]}
     assert client.post("/feedback", json=body).status_code == 401
     wrong = client.post("/feedback", json={"request_id": "feedback-test", "outcome": "churned"}, headers=AUTH)
     assert wrong.status_code == 422 and wrong.json()["detail"] == {
-        "field": "outcome", "reason": 'expected a finite number, got "churned"'}  # fmt: skip
+        "field": "outcome",
+        "reason": 'expected a finite number, got "churned"',
+    }
     posted = client.post("/feedback", json=body, headers=AUTH)
     assert posted.status_code == 200 and posted.json()["accepted"] == 1, posted.text
     rows = DeltaTable(str(config.serving.feedback.path)).to_pyarrow_table().to_pylist()
     assert ("feedback-test", 1, 1.0) in {(row["request_id"], row["row"], row["outcome"]) for row in rows}
-    counted = [line for line in client.get("/metrics").text.splitlines()
-               if line.startswith('pipeline_feedback_rows_total{outcome="accepted"}')]  # fmt: skip
+    counted = [
+        line
+        for line in client.get("/metrics").text.splitlines()
+        if line.startswith('pipeline_feedback_rows_total{outcome="accepted"}')
+    ]
     assert counted and int(counted[0].rsplit(" ", 1)[1]) >= 1, counted
 
 
@@ -438,14 +472,19 @@ def test_a_killed_spark_variant_replica_fails_its_requests_fast_stalls_no_other_
     routed = {"instances": _records(served, "random_forest", 1)}
     timeout = config.serving.variant_timeout_s
     streams, killed_at = kill_under_streams(
-        str(client.base_url), [fallback, routed], lambda: actor_pid("ServeReplica:pipeline:variant-fallback"),
-        timeout=timeout + 10, recovery_bound=SPARK_RECOVERY_BOUND,
-    )  # fmt: skip
+        str(client.base_url),
+        [fallback, routed],
+        lambda: actor_pid("ServeReplica:pipeline:variant-fallback"),
+        timeout=timeout + 10,
+        recovery_bound=SPARK_RECOVERY_BOUND,
+    )
     to_variant, to_routed = streams
     recovery = to_variant.recovery(killed_at)
     held = to_variant.slowest_failure()
-    print(f"Spark-scored variant: 200 again {recovery:.2f} s after the kill; {dict(to_variant.statuses)}, "
-          f"the slowest failure held {held:.1f} s; routed: {dict(to_routed.statuses)}")  # fmt: skip
+    print(
+        f"Spark-scored variant: 200 again {recovery:.2f} s after the kill; {dict(to_variant.statuses)}, "
+        f"the slowest failure held {held:.1f} s; routed: {dict(to_routed.statuses)}"
+    )
     assert set(to_routed.statuses) == {"200"} and to_routed.statuses["200"] > 50, to_routed.statuses
     assert set(to_variant.statuses) <= {"200", "503"}, to_variant.statuses
     assert held <= timeout + 5, held
@@ -474,13 +513,35 @@ def _schemathesis(base: str, folder: Path, *selection: str) -> subprocess.Comple
     config = folder / "schemathesis.toml"
     config.write_text(SCHEMATHESIS_CONFIG)
     # 15 examples per operation (was 40): the whole test took 74 s so on a slow machine; CI time is short.
-    command = [str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(config), "run",
-               f"{base}/openapi.json", "--checks", "all", "-H", f"Authorization: Bearer {TOKEN}",
-               "--max-examples", "15", "--seed", "20261127", "--generation-database", "none", "--workers", "1",
-               "--no-color", *selection]  # fmt: skip
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name("_schemathesis_hooks.py")),
-           "PIPELINE_TEST_APP": base, "PIPELINE_TEST_TOKEN": TOKEN, "PIPELINE_TEST_UNDONE": str(folder / "undone"),
-           "PIPELINE_TEST_WEIGHTS": json.dumps(CONFIGURED_WEIGHTS)}  # fmt: skip
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(config),
+        "run",
+        f"{base}/openapi.json",
+        "--checks",
+        "all",
+        "-H",
+        f"Authorization: Bearer {TOKEN}",
+        "--max-examples",
+        "15",
+        "--seed",
+        "20261127",
+        "--generation-database",
+        "none",
+        "--workers",
+        "1",
+        "--no-color",
+        *selection,
+    ]
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name("_schemathesis_hooks.py")),
+        "PIPELINE_TEST_APP": base,
+        "PIPELINE_TEST_TOKEN": TOKEN,
+        "PIPELINE_TEST_UNDONE": str(folder / "undone"),
+        "PIPELINE_TEST_WEIGHTS": json.dumps(CONFIGURED_WEIGHTS),
+    }
     return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, cwd=folder, env=env)
 
 
@@ -530,11 +591,15 @@ def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> Non
         "spark": {"executor_memory": "1g", "configs": {"spark.sql.shuffle.partitions": 2}},
         "data": {"source": {"path": str(lake / "data" / "demo" / "transactions")}, "label": "label"},
         "model": {"algorithm": "logistic_regression"},
-        "tracking": {"uri": config.tracking.uri, "registered_model": "served", "experiment": "serving",
-                     "alias": "none"},
+        "tracking": {
+            "uri": config.tracking.uri,
+            "registered_model": "served",
+            "experiment": "serving",
+            "alias": "none",
+        },
         # Commits only when the app stops: what the test finds in the log was written by `serve --stop`.
         "serving": {"port": port, "data_roots": [str(lake / "data")], "prediction_log": {"flush_seconds": 3600}},
-    }  # fmt: skip
+    }
     path = tmp_path / "serve.yaml"
     path.write_text(yaml.safe_dump(raw))
     env = {"PIPELINE_SERVE_TOKEN": TOKEN}
@@ -553,8 +618,12 @@ def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> Non
         assert httpx.get(f"{base}/health", timeout=30).status_code == 200
         records = _records(served, "random_forest", 2)
         for index in range(5):  # answers still in a replica's buffer (commits every hour here)
-            fed = httpx.post(f"{base}/predict", json={"instances": records}, timeout=30,
-                             headers={"x-request-id": f"fed-{index}"})  # fmt: skip
+            fed = httpx.post(
+                f"{base}/predict",
+                json={"instances": records},
+                timeout=30,
+                headers={"x-request-id": f"fed-{index}"},
+            )
             assert fed.status_code == 200, fed.text
         outcomes = [
             {"request_id": f"fed-{index}", "row": row, "outcome": 1} for index in range(5) for row in (0, 1)
@@ -563,20 +632,35 @@ def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> Non
         unknown = {"request_id": "never-served", "outcome": 0}
         posted = httpx.post(f"{base}/feedback", headers=AUTH, timeout=60, json={"outcomes": [*outcomes, unknown]})
         assert posted.status_code == 200, posted.text
-        assert posted.json() == {"accepted": 10, "unknown": 1,
-                                 "unknown_outcomes": [{"request_id": "never-served", "row": 0}]}  # fmt: skip
+        assert posted.json() == {
+            "accepted": 10,
+            "unknown": 1,
+            "unknown_outcomes": [{"request_id": "never-served", "row": 0}],
+        }
         answered = set()
         for index in range(30):  # a bounded stream, each answer to be found in the log after the stop
-            answer = httpx.post(f"{base}/predict", json={"instances": records}, timeout=30,
-                                headers={"x-request-id": f"before-stop-{index}"})  # fmt: skip
+            answer = httpx.post(
+                f"{base}/predict",
+                json={"instances": records},
+                timeout=30,
+                headers={"x-request-id": f"before-stop-{index}"},
+            )
             assert answer.status_code == 200, answer.text
             answered.add(answer.json()["request_id"])
-        status_command = [str(Path(sys.executable).with_name("serve")), "status", "--address",
-                          f"http://127.0.0.1:{dashboard_port}"]  # fmt: skip
+        status_command = [
+            str(Path(sys.executable).with_name("serve")),
+            "status",
+            "--address",
+            f"http://127.0.0.1:{dashboard_port}",
+        ]
         serve_status = subprocess.run(status_command, capture_output=True, text=True, timeout=60, check=False)
         assert "pipeline:" in serve_status.stdout and "RUNNING" in serve_status.stdout, serve_status
-        outside = httpx.post(f"{base}/train", json={"algorithm": "logistic_regression", "data_path": "../../etc"},
-                             headers=AUTH, timeout=30)  # fmt: skip
+        outside = httpx.post(
+            f"{base}/train",
+            json={"algorithm": "logistic_regression", "data_path": "../../etc"},
+            headers=AUTH,
+            timeout=30,
+        )
         assert outside.status_code == 403 and "outside the data roots" in outside.json()["detail"]["reason"]
         body = {"algorithm": "decision_tree", "data_path": "demo/transactions"}  # quick to fit
         unauthorised = httpx.post(f"{base}/train", json=body)
@@ -610,7 +694,8 @@ def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> Non
     assert not recorded.endswith(f":{head_port}"), recorded
     feedback = DeltaTable(str(tmp_path / "feedback")).to_pyarrow_table().to_pylist()
     assert sorted((row["request_id"], row["row"], row["outcome"]) for row in feedback) == sorted(
-        (item["request_id"], item["row"], 1.0) for item in outcomes)  # fmt: skip
+        (item["request_id"], item["row"], 1.0) for item in outcomes
+    )
     logged = Counter(row["request_id"] for row in _logged(tmp_path / "prediction_log", answered))
     assert logged == dict.fromkeys(answered, 2), logged  # both records of every answer, once: none lost
     traced = run_cli("trace", "--config", str(path), "before-stop-0", timeout=120)

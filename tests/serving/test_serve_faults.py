@@ -48,9 +48,19 @@ def app(trainings: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """Version 1 @champion, also pinned as variant 'pinned'; '@challenger' does not exist (yet)."""
     store = tmp_path_factory.mktemp("faults-store")
     port = free_port()
-    config = _config(lake, store, "decision_tree", port, sticky_key=None, shadow=None,
-                     variants={"champion": {"weight": 0.8}, "challenger": {"weight": 0.2},
-                               "pinned": {"version": 1, "weight": 0.0}})  # fmt: skip
+    config = _config(
+        lake,
+        store,
+        "decision_tree",
+        port,
+        sticky_key=None,
+        shadow=None,
+        variants={
+            "champion": {"weight": 0.8},
+            "challenger": {"weight": 0.2},
+            "pinned": {"version": 1, "weight": 0.0},
+        },
+    )
     config = config.model_copy(update={"tracking": config.tracking.model_copy(update={"alias": "champion"})})
     run = trainings.train_and_register(config)
     prepared = run.trained.prepared
@@ -70,8 +80,9 @@ def test_health_is_ready_while_an_alias_does_not_exist_yet(app: Any) -> None:
     assert health.status_code == 200, health.text
     assert health.json()["missing"] == ["challenger"]
     assert health.json()["variants"]["challenger"]["ready"] is False
-    answers = {app["client"].post("/predict", json={"instances": [app["record"]]}).json()["variant"]
-               for _ in range(30)}  # fmt: skip
+    answers = {
+        app["client"].post("/predict", json={"instances": [app["record"]]}).json()["variant"] for _ in range(30)
+    }
     assert answers == {"champion"}  # the missing variant gets no traffic
 
 
@@ -112,9 +123,12 @@ def _ready_for_kill(app: Any) -> int:
     deadline = time.monotonic() + RECOVERY_BOUND_SECONDS
     while time.monotonic() < deadline:
         deployments = serve.status().applications[app["config"].serving.app_name].deployments
-        if all(str(d.status).endswith("HEALTHY") and not str(d.status).endswith("UNHEALTHY")
-               and set(map(str, d.replica_states)) <= {"RUNNING", "ReplicaState.RUNNING"}
-               for d in deployments.values()):  # fmt: skip
+        if all(
+            str(d.status).endswith("HEALTHY")
+            and not str(d.status).endswith("UNHEALTHY")
+            and set(map(str, d.replica_states)) <= {"RUNNING", "ReplicaState.RUNNING"}
+            for d in deployments.values()
+        ):
             break
         time.sleep(0.5)
     set_weights = client.post("/admin/weights", json={"weights": WEIGHTS}, headers=AUTH)
@@ -165,8 +179,9 @@ def test_the_app_survives_a_sigkill(app: Any, process: str, find_pid: Callable[[
     print(f"{process}: answered 200 for good {recovery:.2f} s after the kill; statuses {dict(statuses)}")
     _after_kill(app, statuses, recovery, counted, outage)
     logged_once(app["config"].serving.prediction_log.path, stream.answered_ids)
-    restored = app["client"].post("/admin/weights", json={"weights": {"champion": 0.8, "challenger": 0.2}},
-                                  headers=AUTH)  # fmt: skip
+    restored = app["client"].post(
+        "/admin/weights", json={"weights": {"champion": 0.8, "challenger": 0.2}}, headers=AUTH
+    )
     assert restored.status_code == 200
 
 
@@ -233,11 +248,15 @@ def test_ctrl_c_of_serve_leaves_no_process_and_frees_the_port(app: Any, tmp_path
     }
     path = tmp_path / "serve.yaml"
     path.write_text(yaml.safe_dump(raw))
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("PIPELINE__", "RAY_"))}  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", "serve", "--config", str(path)], env=env,
-                               cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # fmt: skip
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PIPELINE__", "RAY_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "serve", "--config", str(path)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     lines: list[str] = []  # read by a thread: the test waits for `serve`'s own line, not a guessed delay
     reader = threading.Thread(target=lambda: lines.extend(line.decode() for line in process.stdout or ()))
     reader.start()

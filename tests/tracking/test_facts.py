@@ -14,20 +14,32 @@ from pipeline.tracking.facts import TrainOutcome
 
 @pytest.mark.parametrize(
     ("reference", "uri"),
-    [("3", "models:/m/3"), (3, "models:/m/3"), ("champion", "models:/m@champion"),
-     ("@challenger", "models:/m@challenger")],
-)  # fmt: skip
+    [
+        ("3", "models:/m/3"),
+        (3, "models:/m/3"),
+        ("champion", "models:/m@champion"),
+        ("@challenger", "models:/m@challenger"),
+    ],
+)
 def test_a_version_number_or_an_alias_makes_its_models_uri(reference: str | int, uri: str) -> None:
     assert model_uri("m", reference) == uri
 
 
 def test_a_jobs_outcome_is_written_whole_and_read_back_by_the_same_class(tmp_path: Path) -> None:
     path = tmp_path / "jobs" / "result.json"
-    succeeded = TrainOutcome(status="SUCCEEDED", model="m", version="3", alias=None, run_id="r", scorer="onnx",
-                             metrics={"auc_roc": 0.8})  # fmt: skip
+    succeeded = TrainOutcome(
+        status="SUCCEEDED", model="m", version="3", alias=None, run_id="r", scorer="onnx", metrics={"auc_roc": 0.8}
+    )
     succeeded.write(path)
-    written = {"status": "SUCCEEDED", "model": "m", "version": "3", "alias": None, "run_id": "r", "scorer": "onnx",
-               "metrics": {"auc_roc": 0.8}}  # fmt: skip
+    written = {
+        "status": "SUCCEEDED",
+        "model": "m",
+        "version": "3",
+        "alias": None,
+        "run_id": "r",
+        "scorer": "onnx",
+        "metrics": {"auc_roc": 0.8},
+    }
     assert json.loads(path.read_text()) == written
     assert TrainOutcome.read(path) == succeeded and not list(path.parent.glob(".*.partial"))
     TrainOutcome(status="FAILED", error="data.label = 'x': no such column").write(path)

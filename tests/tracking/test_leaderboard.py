@@ -14,9 +14,17 @@ def test_rows_keep_the_order_and_give_every_hyperparameter_a_column() -> None:
     rows = leaderboard_rows(trials, "auc_roc")
     assert [row["rank"] for row in rows] == [1, 2, 3] and [row["trial_id"] for row in rows] == ["t2", "t1", "t3"]
     assert rows[0] == {
-        "rank": 1, "trial_id": "t2", "algorithm": "random_forest", "auc_roc": 0.91, "seconds": 3.0,
-        "status": "ok", "error": None, "hp.link": None, "hp.numTrees": 20, "hp.regParam": None,
-    }  # fmt: skip
+        "rank": 1,
+        "trial_id": "t2",
+        "algorithm": "random_forest",
+        "auc_roc": 0.91,
+        "seconds": 3.0,
+        "status": "ok",
+        "error": None,
+        "hp.link": None,
+        "hp.numTrees": 20,
+        "hp.regParam": None,
+    }
     assert rows[2]["status"] == "failed" and rows[2]["auc_roc"] is None and rows[2]["hp.link"] == "identity"
     assert best_config(trials[0]) == {"algorithm": "random_forest", "hyperparameters": {"numTrees": 20}}
     assert best_config(None) == {}

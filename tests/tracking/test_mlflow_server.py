@@ -47,11 +47,27 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     artifacts = tmp_path_factory.mktemp("mlflow-artifacts")
     log = (tmp_path_factory.mktemp("mlflow-log") / "server.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"{POSTGRES}/{database}",
-         "--serve-artifacts", "--artifacts-destination", str(artifacts),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"{POSTGRES}/{database}",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(artifacts),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180  # the first start creates the schema
@@ -73,14 +89,19 @@ def _config(root: Path, uri: str, **extra: Any) -> Path:
     raw: dict[str, Any] = {
         "root": str(root),
         "ray": {"dashboard": False, "num_cpus": 2},
-        "spark": {"executor_memory": "1g",
-                  "configs": {"spark.sql.shuffle.partitions": 2, "spark.ui.showConsoleProgress": False}},
-        "data": {"source": {"path": "data/t"}, "label": "label",
-                 "ingest": {"generate": {"generator": "classification", "rows": 2000, "seed": 5}}},
+        "spark": {
+            "executor_memory": "1g",
+            "configs": {"spark.sql.shuffle.partitions": 2, "spark.ui.showConsoleProgress": False},
+        },
+        "data": {
+            "source": {"path": "data/t"},
+            "label": "label",
+            "ingest": {"generate": {"generator": "classification", "rows": 2000, "seed": 5}},
+        },
         "model": {"algorithm": "logistic_regression", "hyperparameters": {"maxIter": 20}},
         "tracking": {"uri": uri, "experiment": "on-postgres", "registered_model": "pg-model"},
         **extra,
-    }  # fmt: skip
+    }
     path = root / f"job-{secrets.token_hex(3)}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -176,11 +197,24 @@ def test_concurrent_jobs_and_a_sweep_register_on_the_server_and_the_app_serves_f
     # A sweep in its own process (own Ray and Spark; its trials logging to the server two at a time) and,
     # once it refits its best, a training here on the session's Spark: two registrations against the one
     # server at about the same moment (a second process's Ray and Spark start-up would add minutes).
-    sweep = _config(tmp_path, server, tuning={"search": "grid", "space": {"regParam": [0.0, 0.01, 0.1]},
-                                              "max_concurrent_trials": 2, "name": "pg-sweep"})  # fmt: skip
-    job = subprocess.Popen([sys.executable, "-m", "pipeline", "tune", "--config", str(sweep)],
-                           cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           env=cli_environment({"PYTHONUNBUFFERED": "1"}))  # fmt: skip
+    sweep = _config(
+        tmp_path,
+        server,
+        tuning={
+            "search": "grid",
+            "space": {"regParam": [0.0, 0.01, 0.1]},
+            "max_concurrent_trials": 2,
+            "name": "pg-sweep",
+        },
+    )
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "tune", "--config", str(sweep)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_environment({"PYTHONUNBUFFERED": "1"}),
+    )
     lines: list[str] = []
     refitting = threading.Event()
 

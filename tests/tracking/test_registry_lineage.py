@@ -82,10 +82,13 @@ def test_aliases_lineage_and_reloading(spark: Any, tmp_path: Path) -> None:
     registry = mlflow.MlflowClient(tracking_uri=config.tracking.uri)
     experiment = registry.get_experiment_by_name(config.tracking.experiment)
     assert experiment is not None
-    moves = registry.search_runs([experiment.experiment_id], "tags.kind = 'alias-move'",
-                                 order_by=["attributes.start_time ASC"])  # fmt: skip
-    assert [(run.data.params["action"], run.data.params["from_version"], run.data.params["to_version"])
-            for run in moves] == [("promote", "1", "3"), ("rollback", "3", "1")]  # fmt: skip
+    moves = registry.search_runs(
+        [experiment.experiment_id], "tags.kind = 'alias-move'", order_by=["attributes.start_time ASC"]
+    )
+    assert [
+        (run.data.params["action"], run.data.params["from_version"], run.data.params["to_version"])
+        for run in moves
+    ] == [("promote", "1", "3"), ("rollback", "3", "1")]
 
     with pytest.raises(RegistryError, match=r"--version 9: 'fraud' has versions \['1', '2', '3'\]"):
         promote(config.tracking, "9")

@@ -46,8 +46,9 @@ def test_multiclass_and_probability_free_classifiers_get_the_confusion_matrix_on
 def test_regression_gets_predicted_vs_actual_and_residuals() -> None:
     actual = RNG.normal(100, 10, 300)
     predicted = actual + RNG.normal(0, 2, 300)
-    figures = training_figures("regression", PredictionSample(300, 300, predicted, actual),
-                               [("sqft", 0.7)], "importance")  # fmt: skip
+    figures = training_figures(
+        "regression", PredictionSample(300, 300, predicted, actual), [("sqft", 0.7)], "importance"
+    )
     assert set(figures) == {"predicted_vs_actual.png", "residuals.png", "feature_importances.png"}
     residual_axes = figures["residuals.png"].axes[0]
     (points,) = residual_axes.collections[:1]

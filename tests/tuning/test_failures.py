@@ -48,9 +48,11 @@ def test_an_actor_method_that_lost_an_actor_it_called_is_a_system_failure() -> N
 
 
 def test_spark_work_lost_with_its_executor_is_a_system_failure() -> None:
-    lost = ("org.apache.spark.SparkException: Job aborted due to stage failure: Task 3 in stage 7.0 failed 4 "
-            "times, most recent failure: ExecutorLostFailure (executor 2 exited caused by one of the running "
-            "tasks) Reason: Executor heartbeat timed out")  # fmt: skip
+    lost = (
+        "org.apache.spark.SparkException: Job aborted due to stage failure: Task 3 in stage 7.0 failed 4 "
+        "times, most recent failure: ExecutorLostFailure (executor 2 exited caused by one of the running "
+        "tasks) Reason: Executor heartbeat timed out"
+    )
     assert is_system_failure(_raised_by_actor(RuntimeError(lost), f"Traceback ...\n{lost}"))
 
 

@@ -37,13 +37,21 @@ def test_an_area_under_a_curve_of_a_multiclass_label_is_a_config_error(tmp_path:
 
 def test_a_sweep_without_a_success_names_the_first_failure_in_one_line() -> None:
     trials = [
-        TrialRecord("t1", "glm", {"link": "identity", "family": "binomial"}, {}, 1.0,
-                    error="IllegalArgumentException: the link identity is not valid for binomial"),
+        TrialRecord(
+            "t1",
+            "glm",
+            {"link": "identity", "family": "binomial"},
+            {},
+            1.0,
+            error="IllegalArgumentException: the link identity is not valid for binomial",
+        ),
         TrialRecord("t2", "glm", {"family": "binomial", "link": "log"}, {}, 1.0, error="IllegalArgumentException"),
-    ]  # fmt: skip
+    ]
     message = no_success_message("demo-sweep", trials, "run42")
     assert "\n" not in message
-    assert message.startswith("no trial of 'demo-sweep' succeeded: trial t1 (glm, "
-                              '{"family": "binomial", "link": "identity"}) failed: IllegalArgumentException: '
-                              "the link identity")  # fmt: skip
+    assert message.startswith(
+        "no trial of 'demo-sweep' succeeded: trial t1 (glm, "
+        '{"family": "binomial", "link": "identity"}) failed: IllegalArgumentException: '
+        "the link identity"
+    )
     assert "1 more failed" in message and "run42" in message

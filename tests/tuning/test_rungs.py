@@ -30,8 +30,9 @@ def test_an_iterations_budget_grows_the_trees_on_the_whole_frame() -> None:
     assert [(rung.budget, rung.fraction) for rung in rungs] == [(5, 1.0), (10, 1.0), (20, 1.0)]
     assert all(rung.hyperparameters["maxDepth"] == 4 for rung in rungs)
     # The registry's default maxIter (when the space does not set it), and distinct levels only.
-    (tiny,) = {r.budget for r in trial_rungs(early.model_copy(update={"budget": "iterations"}), "gbt",
-                                             {"maxIter": 1})}  # fmt: skip
+    (tiny,) = {
+        r.budget for r in trial_rungs(early.model_copy(update={"budget": "iterations"}), "gbt", {"maxIter": 1})
+    }
     assert tiny == 1
 
 
@@ -70,6 +71,8 @@ def test_trials_at_a_time_follow_the_cores_spark_has_unless_configured() -> None
     assert (short.trials, short.note) == (2, "2 trial(s) at a time: one per executor core Spark has")
     assert trials_at_a_time(None, planned_cores=2, spark_cores=8).trials == 2  # the actor's threads: planned
     crowded = trials_at_a_time(6, planned_cores=2, spark_cores=2)
-    assert (crowded.trials, crowded.note) == (6, "6 trials at a time on 2 executor core(s): they share them "
-                                                 "(a FAIR pool each)")  # fmt: skip
+    assert (crowded.trials, crowded.note) == (
+        6,
+        "6 trials at a time on 2 executor core(s): they share them (a FAIR pool each)",
+    )
     assert trials_at_a_time(2, planned_cores=2, spark_cores=2).trials == 2

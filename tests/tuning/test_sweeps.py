@@ -102,8 +102,11 @@ def test_random_model_selection_on_three_classes_ranks_by_f1_honours_samples_and
     assert client.get_run(str(version.run_id)).data.params["algorithm"] == "logistic_regression"
     # ASHA: each trial reports once per rung: logistic regression on half the training frame, then all
     # of it (the default data budget); the forest with half its trees, then all of them.
-    results = [json.loads(line) for path in (tmp_path / "ray_results" / "sweeps-sweep").glob("*/result.json")
-               for line in path.read_text().splitlines()]  # fmt: skip
+    results = [
+        json.loads(line)
+        for path in (tmp_path / "ray_results" / "sweeps-sweep").glob("*/result.json")
+        for line in path.read_text().splitlines()
+    ]
     assert {r["training_iteration"] for r in results} == {1, 2}
     budgets: dict[str, set[float]] = {}
     for report in results:
@@ -198,8 +201,11 @@ def test_resume_finishes_only_unfinished_trials(tmp_path: Path) -> None:
     # What a resume must keep: the trials Tune's saved state records as finished at the kill (the sweep
     # saves it every 2 s; killed between two saves, a trial that had just finished is run again).
     finished |= recorded_finished(experiment)  # saved again before the kill (or being rewritten: as before)
-    done_before = {path.parent.name: path.read_text() for path in experiment.glob("*/result.json")
-                   if any(trial_id in path.parent.name for trial_id in finished)}  # fmt: skip
+    done_before = {
+        path.parent.name: path.read_text()
+        for path in experiment.glob("*/result.json")
+        if any(trial_id in path.parent.name for trial_id in finished)
+    }
     assert len(done_before) == len(finished), (finished, done_before)
 
     resumed = run_cli("tune", "--config", str(config), "--resume")
