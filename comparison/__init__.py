@@ -1,7 +1,23 @@
 """Statistics for comparing two models: offline tests paired on the same rows, an online test on routed
-traffic that stays valid whenever it is read, and the verdict. Pure (numpy, scipy, statsmodels): no
-Spark, Ray, MLflow or Serve, so the CLI and the serving app can share it."""
+traffic that stays valid whenever it is read, and the verdict; and for trusting what is compared: served
+inputs against the training data's profile (drift) and the routed split against the weights (sample ratio
+mismatch). Pure (numpy, scipy, statsmodels): no Spark, Ray, MLflow or Serve, so the CLI and the serving app
+can share it."""
 
+from comparison._drift import (
+    CategoricalProfile,
+    DriftReport,
+    DriftThresholds,
+    FeatureDrift,
+    NumericProfile,
+    Profile,
+    categorical_profile,
+    drift_report,
+    holm,
+    numeric_profile,
+    profile_as_json,
+    profile_from_json,
+)
 from comparison._offline import (
     auc,
     compare_auc,
@@ -31,17 +47,27 @@ from comparison._sequential import (
     log_likelihood_ratio,
     samples_for_power,
 )
+from comparison._srm import SRM_ALPHA, SampleRatioCheck, sample_ratio_mismatch
 
 __all__ = [
     "MIN_SAMPLES",
     "ONLINE_METRICS",
+    "SRM_ALPHA",
     "Arm",
     "Breach",
+    "CategoricalProfile",
     "Comparison",
+    "DriftReport",
+    "DriftThresholds",
+    "FeatureDrift",
     "Guardrail",
+    "NumericProfile",
+    "Profile",
     "PromotionDecision",
+    "SampleRatioCheck",
     "Verdict",
     "auc",
+    "categorical_profile",
     "compare_auc",
     "compare_correctness",
     "compare_errors",
@@ -51,12 +77,18 @@ __all__ = [
     "compare_shadowed",
     "compare_silhouette",
     "decide",
+    "drift_report",
     "guardrail",
     "half_width",
+    "holm",
     "log_likelihood_ratio",
     "ndcg_at_k",
+    "numeric_profile",
     "paired_samples_needed",
+    "profile_as_json",
+    "profile_from_json",
     "promotion_decision",
     "row_values",
+    "sample_ratio_mismatch",
     "samples_for_power",
 ]
