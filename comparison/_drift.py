@@ -167,6 +167,12 @@ def _psi(reference: np.ndarray, current: np.ndarray) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
+def _missing_rates(missing: int, rows: int, profile: Profile) -> tuple[float, float]:
+    """The window's missing rate and its change from the profile's."""
+    rate = missing / rows if rows else 0.0
+    return rate, rate - profile.missing / max(profile.rows, 1)
+
+
 def _numeric_drift(name: str, profile: NumericProfile, values: ArrayLike) -> FeatureDrift:
     present, missing = _numeric(values)
     reference = np.asarray(profile.counts, dtype=np.float64)
@@ -183,6 +189,7 @@ def _numeric_drift(name: str, profile: NumericProfile, values: ArrayLike) -> Fea
         p_value = float(stats.kstwobign.sf(statistic * math.sqrt(n * m / (n + m))))
     outside = float(np.mean((present < profile.minimum) | (present > profile.maximum))) if m else 0.0
     rows = int(present.size + missing)
+    missing_rate, missing_rate_change = _missing_rates(missing, rows, profile)
     return FeatureDrift(
         feature=name,
         kind="numeric",
@@ -192,8 +199,8 @@ def _numeric_drift(name: str, profile: NumericProfile, values: ArrayLike) -> Fea
         statistic=statistic,
         p_value=p_value,
         adjusted_p_value=p_value,
-        missing_rate=missing / rows if rows else 0.0,
-        missing_rate_change=(missing / rows if rows else 0.0) - profile.missing / max(profile.rows, 1),
+        missing_rate=missing_rate,
+        missing_rate_change=missing_rate_change,
         out_of_range_rate=outside,
         unseen_rate=None,
     )
@@ -217,6 +224,7 @@ def _categorical_drift(name: str, profile: CategoricalProfile, values: ArrayLike
         result = stats.chi2_contingency(table, correction=False)
         statistic, p_value = float(result.statistic), float(result.pvalue)
     rows = present + missing
+    missing_rate, missing_rate_change = _missing_rates(missing, rows, profile)
     return FeatureDrift(
         feature=name,
         kind="categorical",
@@ -226,8 +234,8 @@ def _categorical_drift(name: str, profile: CategoricalProfile, values: ArrayLike
         statistic=statistic,
         p_value=p_value,
         adjusted_p_value=p_value,
-        missing_rate=missing / rows if rows else 0.0,
-        missing_rate_change=(missing / rows if rows else 0.0) - profile.missing / max(profile.rows, 1),
+        missing_rate=missing_rate,
+        missing_rate_change=missing_rate_change,
         out_of_range_rate=None,
         unseen_rate=(new / present if present else 0.0) if profile.complete else None,
     )
