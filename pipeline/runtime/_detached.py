@@ -45,9 +45,9 @@ def start_detached_head(
     """``ray start --head --block`` in its own session; its workers inherit Java 17, this Python and
     Serve's mode (high-throughput unless turned off). Returns once ``ray start`` says the runtime started.
 
-    On a loaded machine ``ray start`` can still give up on its own raylet ("The current node timed out
-    during startup", though the raylet now waits longer for its agent: ``prepare_process_environment``):
-    such a start is stopped and tried again, at most ``attempts`` times, as KubeRay restarts a head pod."""
+    On a loaded machine ``ray start`` can give up on its own raylet ("The current node timed out during
+    startup": Ray waits 30 s for it, a constant, which a slow 2-core machine can exceed): such a start
+    is stopped and tried again, at most ``attempts`` times, as KubeRay restarts a head pod."""
     prepare_process_environment(find_java())
     for attempt in range(1, attempts + 1):
         head = _start_head_once(ray_config, log, high_throughput, timeout)

@@ -119,21 +119,11 @@ def stop_spark() -> None:
     release_executors()
 
 
-# How long a starting raylet waits for its node's agent (Ray's dashboard/metrics agent, a Python process) to
-# register before the raylet dies and the start fails with "The current node timed out during startup". Ray's
-# default, 30 s, is less than that agent's imports took on a loaded 2-core machine (2026-12-07, CPU probe
-# 2.2-2.5 s: a sweep's `run` died so, three times in three test runs); a longer wait only delays a failure
-# that is real. A value the user set is kept.
-AGENT_REGISTER_TIMEOUT = ("RAY_agent_register_timeout_ms", "120000")  # Ray's variable, and the value
-
-
 def prepare_process_environment(java: JavaRuntime) -> None:
-    """Environment every process started from here inherits: Java 17, this interpreter for PySpark, and
-    a raylet that waits long enough for its agent on a busy machine."""
+    """Environment every process started from here inherits: Java 17 and this interpreter for PySpark."""
     activate_java(java)
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    os.environ.setdefault(*AGENT_REGISTER_TIMEOUT)
 
 
 def check_head_answers(address: str, timeout: float) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.config import SparkConfig
 from pipeline.runtime import JAVA17_OPTIONS, free_port, spark_configs
-from pipeline.runtime._session import AGENT_REGISTER_TIMEOUT, dashboard_failure
+from pipeline.runtime._session import dashboard_failure
 from tests.conftest import PROJECT_ROOT
 
 
@@ -35,26 +35,6 @@ def test_spark_configs_always_carry_java17_options_and_micros_timestamps() -> No
     assert merged["spark.ui.showConsoleProgress"] == "false"
     assert merged["spark.driver.bindAddress"] == "127.0.0.1"
     assert "spark.driver.bindAddress" not in spark_configs(SparkConfig(), local=False)
-
-
-def test_a_raylet_started_from_here_waits_two_minutes_for_its_agent_unless_the_user_chose(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Ray's 30 s made a loaded 2-core machine's local start fail ("The current node timed out during
-    startup"); the variable reaches the raylet through the environment its start inherits."""
-    from pipeline.runtime import prepare_process_environment
-    from pipeline.runtime.java import find_java
-
-    variable, value = AGENT_REGISTER_TIMEOUT
-    assert (variable, value) == ("RAY_agent_register_timeout_ms", "120000")
-    for key in ("JAVA_HOME", "PATH", "PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"):  # restored after the test
-        monkeypatch.setenv(key, os.environ.get(key, ""))
-    monkeypatch.delenv(variable, raising=False)
-    prepare_process_environment(find_java())
-    assert os.environ[variable] == value
-    monkeypatch.setenv(variable, "5000")
-    prepare_process_environment(find_java())
-    assert os.environ[variable] == "5000"
 
 
 def test_running_session_has_the_settings(runtime: Any) -> None:
