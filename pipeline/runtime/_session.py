@@ -111,6 +111,34 @@ def start_spark(spark_config: SparkConfig, local: bool, extra: dict[str, str] | 
     return spark
 
 
+# What Ray says when a new node's raylet died while starting: on a loaded 2-core machine (2026-12-07, CPU
+# probe 2.2-2.5 s) it gave up waiting for its metrics agent's port file ("Timed out waiting for file
+# .../metrics_agent_port_..."), a wait no setting of Ray 2.60 lengthens. A new local start is tried again,
+# as start_detached_head does for `ray start`.
+NODE_START_TIMED_OUT = "The current node timed out during startup"
+LOCAL_START_ATTEMPTS = 3
+
+
+def init_with_retries(
+    init: Callable[..., Any],
+    shutdown: Callable[[], None],
+    kwargs: dict[str, Any],
+    attempts: int,
+    say: Callable[[str], None],
+) -> Any:
+    """``init(**kwargs)``, tried again (after ``shutdown``, which stops what the failed start left) while it
+    fails only because the new node timed out starting, at most ``attempts`` times."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return init(**kwargs)
+        except Exception as error:
+            if NODE_START_TIMED_OUT not in str(error) or attempt == attempts:
+                raise
+            shutdown()
+            say(f"Ray's node timed out starting (a busy machine?): trying again ({attempt + 1} of {attempts})")
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 def stop_spark() -> None:
     """Stop this process's Spark application and free its executors' placement group."""
     import raydp
@@ -277,7 +305,8 @@ class Runtime:
                     f"job's dashboard listens on port {kwargs['dashboard_port']}"
                 )
             try:
-                context = ray.init(**kwargs)
+                attempts = LOCAL_START_ATTEMPTS if ray_config.address is None else 1
+                context = init_with_retries(ray.init, ray.shutdown, kwargs, attempts, self.console.step)
             except Exception as error:
                 if "dashboard" not in str(error):
                     raise
