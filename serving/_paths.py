@@ -1,9 +1,13 @@
-"""Paths that arrive in requests: resolved, and refused unless inside an allowed root. Pure."""
+"""Paths that arrive in requests: refused unless inside an allowed root. The rule itself (symlinks and '..'
+resolved, URI prefixes compared segment by segment) is ``pipeline.storage.locations``'; this module keeps
+serving's error and returns the local path a training job reads. Pure."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+
+from pipeline.storage.locations import LocationError, confine_location
 
 
 class PathNotAllowed(ValueError):
@@ -13,16 +17,10 @@ class PathNotAllowed(ValueError):
 def confine_path(requested: str, roots: Sequence[str | Path]) -> Path:
     """``requested`` resolved (symlinks and ``..`` included) against the first root when relative;
     returned only if it lies inside one of ``roots``."""
-    if not requested or "\x00" in requested:
-        raise PathNotAllowed(f"data_path = {requested!r}: not a path")
-    if not roots:
-        raise PathNotAllowed("data_path: no data roots are configured (serving.data_roots)")
-    resolved_roots = [Path(root).resolve() for root in roots]
-    candidate = Path(requested)
-    resolved = (candidate if candidate.is_absolute() else resolved_roots[0] / candidate).resolve()
-    if not any(resolved == root or resolved.is_relative_to(root) for root in resolved_roots):
-        allowed = ", ".join(str(root) for root in resolved_roots)
-        raise PathNotAllowed(
-            f"data_path = {requested!r} resolves to {resolved}, outside the data roots ({allowed})"
-        )
-    return resolved
+    try:
+        location = confine_location(requested, roots)
+    except LocationError as error:
+        raise PathNotAllowed(str(error)) from None
+    if not location.is_local:  # serving.data_roots are local folders today: a bucket cannot be read yet
+        raise PathNotAllowed(f"data_path = {requested!r}: training jobs read local paths only")
+    return Path(location.key)
