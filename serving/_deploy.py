@@ -139,8 +139,9 @@ def deploy(
         http_options={"host": config.serving.host, "port": config.serving.port},
     )
     was_running = settings.app_name in serve.status().applications
+    application = _build_within(settings, timeout, deadline, was_running)
     # Not serve.run: it waits for the app to run with no bound (for ever, when a replica cannot be placed).
-    target = serve.RunTarget(build_application(settings), name=settings.app_name, route_prefix="/")
+    target = serve.RunTarget(application, name=settings.app_name, route_prefix="/")
     serve.run_many([target], wait_for_applications_running=False)
     urls = endpoints(config, admin=settings.token_sha256 is not None)
     try:
@@ -151,6 +152,24 @@ def deploy(
             undeploy(settings.app_name, wait=False)
         raise
     return Endpoints(urls.api, urls.docs, urls.health, urls.admin, health.get("variants", {}))
+
+
+def _build_within(settings: AppSettings, timeout: float, deadline: float, was_running: bool) -> Any:
+    """The application, its state actor started within what is left of the deadline: a new actor needs a
+    worker process, and a loaded node has taken a minute to start one (CI, 2026-12-07)."""
+    from ray.exceptions import GetTimeoutError
+
+    from pipeline.runtime.resources import free_resources
+
+    try:
+        return build_application(settings, state_timeout=max(deadline - time.monotonic(), 0.0))
+    except GetTimeoutError:
+        if not was_running:  # its creation is cancelled: a deploy that never ran leaves no actor behind
+            kill_state(settings.app_name)
+        raise ServingError(
+            f"the app was not running after serving.ready_timeout_s = {timeout:g} s: its state actor had not "
+            f"started yet (Ray starts a worker process for it; the cluster has {free_resources()})"
+        ) from None
 
 
 def _wait_running(settings: AppSettings, timeout: float, deadline: float) -> None:

@@ -70,13 +70,14 @@ class ServeState:
         return self.metrics.render()
 
 
-def start_state(app_name: str, weights: dict[str, float]) -> Any:
+def start_state(app_name: str, weights: dict[str, float], timeout: float | None = None) -> Any:
     """The app's state actor (created if absent), its weights reset to ``weights``: a deploy starts from the
-    config's weights; the request counts carry on."""
+    config's weights; the request counts carry on. Waits at most ``timeout`` seconds for the actor to answer
+    (a new one needs a worker process, which a loaded node can take a minute to start): then GetTimeoutError."""
     state = ServeState.options(  # type: ignore[attr-defined]
         name=state_actor_name(app_name), namespace=STATE_NAMESPACE, lifetime="detached", get_if_exists=True
     ).remote(app_name, weights)
-    ray.get(state.set_weights.remote(weights))
+    ray.get(state.set_weights.remote(weights), timeout=timeout)
     return state
 
 
