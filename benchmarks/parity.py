@@ -49,12 +49,12 @@ def main() -> None:
     lines = []
     with Runtime(example("logistic_regression", root, args.rows), console=console) as runtime:
         spark = runtime.spark
-        ingested: set[Path] = set()
+        ingested: set[str] = set()
         for name in args.only or list(ALGORITHMS):
             config = example(name, root, args.rows)
-            if config.data.source.path not in ingested:
+            if str(config.data.source.path) not in ingested:
                 ingest(spark, config.data)
-                ingested.add(config.data.source.path)
+                ingested.add(str(config.data.source.path))
             with console.timed(f"{name}: train and export"):
                 trained = train(spark, config)
                 exported = export_scorer(trained)

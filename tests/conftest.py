@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pipeline.config import PipelineConfig, config_from_dict
+from pipeline.runtime import free_port
 from tests import _parallel, _timing
 from tests._parallel import pytest_xdist_make_scheduler  # noqa: F401 (hook)
 from tests._timing import (  # noqa: F401 (hooks)
@@ -36,6 +37,53 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # frames are larger than C2's: ALS's deep recursion overflowed the default 1 MB thread stack (a
 # StackOverflowError in the executors, seen in CI), hence the larger stacks.
 os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1 -Xss8m")
+
+# A real S3 API for the object-store tests: moto's server on 127.0.0.1 (`s3_server`), at a port chosen when
+# this module loads, because the endpoint and the keys reach every process the way a user's do, through the
+# environment: set here, before the session's Ray starts, its workers (Ray Data's readers) inherit them, and
+# so does each CLI process. Nothing in the code under test is given them.
+S3_SECRET = "s3cr3t-value-that-must-never-be-printed"
+S3_ENDPOINT = f"http://127.0.0.1:{free_port()}"
+for _name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
+    os.environ.pop(_name, None)
+os.environ.update(
+    {
+        "AWS_ENDPOINT_URL": S3_ENDPOINT,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+        "AWS_REGION": "us-east-1",
+    }
+)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """moto's S3 server at ``S3_ENDPOINT``, started on first use in this test process."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    port = int(S3_ENDPOINT.rpartition(":")[2])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield S3_ENDPOINT
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server: str) -> str:
+    """A new, empty bucket on the session's S3 server."""
+    import uuid
+
+    import pyarrow.fs as pafs
+
+    name = f"bucket-{uuid.uuid4().hex[:12]}"
+    host = s3_server.removeprefix("http://")
+    pafs.S3FileSystem(endpoint_override=host, scheme="http", allow_bucket_creation=True).create_dir(name)
+    return name
 
 
 # The session's engines, and what is built on them: a test using one of these is marked `engines`.
@@ -201,10 +249,10 @@ def lake(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipeline.data import ingest
 
     root = tmp_path_factory.mktemp("lake")
-    written: set[Path] = set()
+    written: set[str] = set()
     for name in ALGORITHMS:
         config = example_config(name, root)
-        if config.data.source.path not in written:
+        if str(config.data.source.path) not in written:
             ingest(spark, config.data)
-            written.add(config.data.source.path)
+            written.add(str(config.data.source.path))
     return root

@@ -1,4 +1,5 @@
-"""Typed, validated configuration. Pure: imports no engine and nothing else of the pipeline."""
+"""Typed, validated configuration. Pure: imports no engine and nothing else of the pipeline but the rules of
+data locations (``pipeline.storage.locations``)."""
 
 from pipeline.config._loader import ENV_PREFIX, ConfigCheck, ConfigError, Problem, config_from_dict, load_config
 from pipeline.config._models import (
@@ -22,6 +23,7 @@ from pipeline.config._models import (
     ServingConfig,
     SparkConfig,
     SplitConfig,
+    StoreURI,
     TableSource,
     TrackingConfig,
     TuningConfig,
@@ -54,6 +56,7 @@ __all__ = [
     "ServingConfig",
     "SparkConfig",
     "SplitConfig",
+    "StoreURI",
     "TableSource",
     "TrackingConfig",
     "TuningConfig",

@@ -15,10 +15,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    PlainValidator,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import core_schema
+
+from pipeline.storage.locations import LocationError, is_object_store, parse_location
 
 ROOT_CONTEXT_KEY = "root"
 
@@ -32,6 +37,34 @@ def _resolve_against_root(value: Path, info: ValidationInfo) -> Path:
 
 ProjectPath = Annotated[Path, AfterValidator(_resolve_against_root)]
 """A path that, when relative, resolves against the project root."""
+
+
+class StoreURI(str):
+    """An object-store location as a URI (``s3://bucket/key``), checked and normalised: no trailing slash,
+    no empty, '.' or '..' segments (:func:`pipeline.storage.parse_location`)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(cls, core_schema.str_schema())
+
+
+def _data_location(value: Any, info: ValidationInfo) -> Path | StoreURI:
+    if isinstance(value, StoreURI):
+        return value
+    if isinstance(value, str) and is_object_store(value):
+        try:
+            return StoreURI(parse_location(value, "path").uri)
+        except LocationError as error:  # the loader names the field and the value: the rule alone here
+            raise ValueError(str(error).removeprefix(f"path = {value!r}: ")) from None
+    if isinstance(value, str | Path) and str(value) and "\x00" not in str(value):
+        return _resolve_against_root(Path(value), info)
+    raise ValueError("must be a local path or an object-store URI (s3://bucket/key)")
+
+
+DataLocation = Annotated[Path | StoreURI, PlainValidator(_data_location)]
+"""Where data lives: a local path (relative ones resolve against the project root) or an object-store URI."""
 
 _MEMORY = re.compile(r"^[1-9][0-9]*[kmgt]?$", re.IGNORECASE)
 _RAY_ADDRESS = re.compile(r"^(auto|ray://[^\s:/]+:\d+|[^\s:/]+:\d+)$")
@@ -113,10 +146,10 @@ class SparkConfig(_Section):
 
 
 class TableSource(_Section):
-    """A table on disk: Delta (with optional time travel), Parquet or CSV."""
+    """A table on disk or in an object store: Delta (with optional time travel), Parquet or CSV."""
 
     format: TableFormat = "delta"
-    path: ProjectPath
+    path: DataLocation
     version: int | None = Field(default=None, ge=0, description="Delta version to read; null = latest")
     options: dict[str, str] = Field(
         default_factory=dict, description="reader options, e.g. {header: 'true'} for CSV"

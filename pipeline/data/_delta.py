@@ -9,6 +9,7 @@ that fails anywhere before the commit removes its files, so the table is left as
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -17,7 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 
@@ -28,7 +29,16 @@ from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
+from pipeline.data._objects import files_of_write, write_object_files
 from pipeline.errors import DataError, SchemaMismatchError
+from pipeline.storage import (
+    Location,
+    check_reachable,
+    delta_storage_options,
+    filesystem,
+    is_object_store,
+    parse_location,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -51,12 +61,22 @@ class DeltaWrite:
     files: int
 
 
-def open_delta(path: str | Path, version: int | None = None) -> DeltaTable | None:
-    """The Delta table at ``path`` (at ``version``), or None when there is no table there."""
+def open_delta(
+    path: str | Path, version: int | None = None, storage_options: dict[str, str] | None = None
+) -> DeltaTable | None:
+    """The Delta table at ``path`` (at ``version``), or None when there is no table there. An object-store
+    table is opened with ``delta_storage_options`` unless ``storage_options`` are given."""
+    remote = is_object_store(str(path))
+    if storage_options is None and remote:
+        storage_options = delta_storage_options(parse_location(str(path), "data.source.path"))
     try:
-        return DeltaTable(str(path), version=version)
+        return DeltaTable(str(path), version=version, storage_options=storage_options)
     except TableNotFoundError:
         return None
+    except OSError:
+        if remote:  # delta-rs says "Generic S3 error": a missing bucket, refused keys or a silent endpoint say why
+            check_reachable(parse_location(str(path), "data.source.path"), "data.source.path")
+        raise
 
 
 def arrow_schema_of(df: DataFrame) -> pa.Schema:
@@ -89,24 +109,27 @@ def write_delta(
     mode: WriteMode = "append",
     partition_by: Sequence[str] = (),
 ) -> DeltaWrite:
-    """Write ``df`` to the Delta table at ``path`` and commit it as one new version.
+    """Write ``df`` to the Delta table at ``path`` (a local path or an object-store URI) and commit it as one
+    new version.
 
     A new table is created on first write. The rows' schema must equal the table's (for append and
     overwrite alike); a mismatch raises :class:`SchemaMismatchError` before any file is written.
     """
     if mode not in ("append", "overwrite"):
         raise ValueError(f"mode must be 'append' or 'overwrite', got {mode!r}")
-    root = Path(path).resolve()
     schema = DeltaSchema.from_arrow(arrow_schema_of(df))
     partitions = list(partition_by)
     missing = [name for name in partitions if name not in df.columns]
     if missing:
         raise DataError(f"partition column(s) {missing} are not in the data (columns: {df.columns})")
+    if is_object_store(str(path)):
+        return _write_to_store(df, parse_location(str(path), "data.source.path"), mode, partitions, schema)
+    root = Path(path).resolve()
     table = open_delta(root)
     if table is not None:
-        partitions = _check_compatible(table, schema, partitions, root)
+        partitions = _check_compatible(table, schema, partitions, str(root))
 
-    staging = root / _STAGING / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+    staging = root / _STAGING / _write_id()
     placed: list[Path] = []
     try:
         writer = df.write.mode("errorifexists")
@@ -119,16 +142,49 @@ def write_delta(
             file.rename(target)
             placed.append(target)
         actions = [_add_action(root, file, partitions) for file in placed]
-        _commit(root, table, actions, mode, schema, partitions)
+        _commit(str(root), table, actions, mode, schema, partitions)
     except BaseException:
         for file in placed:
             file.unlink(missing_ok=True)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    committed = DeltaTable(str(root))
+    return _written(str(root), mode, actions)
+
+
+def _write_to_store(
+    df: DataFrame, location: Location, mode: WriteMode, partitions: list[str], schema: DeltaSchema
+) -> DeltaWrite:
+    """The object-store path: the files are written in place under names of this write's own (a store has no
+    rename), through Ray Data; a failure before the commit deletes them again."""
+    storage = delta_storage_options(location)
+    table = open_delta(location.uri, storage_options=storage)
+    if table is not None:
+        partitions = _check_compatible(table, schema, partitions, location.uri)
+    fs, root = filesystem(location)
+    write_id = _write_id()
+    try:
+        written = write_object_files(df, location, partitions, write_id)
+        actions = [_store_add_action(fs, root, info, partitions) for info in written]
+        _commit(location.uri, table, actions, mode, schema, partitions, storage)
+    except BaseException:
+        with contextlib.suppress(OSError):  # every file of this write, those of tasks that failed midway too
+            for info in files_of_write(location, write_id):
+                fs.delete_file(info.path)
+        raise
+    return _written(location.uri, mode, actions, storage)
+
+
+def _write_id() -> str:
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+
+
+def _written(
+    where: str, mode: WriteMode, actions: list[AddAction], storage: dict[str, str] | None = None
+) -> DeltaWrite:
+    committed = DeltaTable(where, storage_options=storage)
     return DeltaWrite(
-        path=str(root),
+        path=where,
         version=committed.version(),
         mode=mode,
         rows=sum(json.loads(action.stats)["numRecords"] for action in actions),
@@ -136,7 +192,7 @@ def write_delta(
     )
 
 
-def _check_compatible(table: DeltaTable, schema: DeltaSchema, partitions: list[str], root: Path) -> list[str]:
+def _check_compatible(table: DeltaTable, schema: DeltaSchema, partitions: list[str], root: str) -> list[str]:
     problems = schema_differences(table.schema(), schema)
     if problems:
         raise SchemaMismatchError(
@@ -154,22 +210,23 @@ def _check_compatible(table: DeltaTable, schema: DeltaSchema, partitions: list[s
 
 
 def _commit(
-    root: Path,
+    root: str,
     table: DeltaTable | None,
     actions: list[AddAction],
     mode: WriteMode,
     schema: DeltaSchema,
     partitions: list[str],
+    storage: dict[str, str] | None = None,
 ) -> None:
     if table is None:
         try:
             create_table_with_add_actions(
-                str(root), schema, actions, mode="error", partition_by=partitions or None
+                root, schema, actions, mode="error", partition_by=partitions or None, storage_options=storage
             )
             return
         except Exception:
             # Another writer may have created the table meanwhile: then commit to it like any write.
-            table = open_delta(root)
+            table = open_delta(root, storage_options=storage)
             if table is None:
                 raise
             _check_compatible(table, schema, partitions, root)
@@ -177,26 +234,46 @@ def _commit(
     table.create_write_transaction(file_actions, mode=mode, schema=schema, partition_by=partitions or None)
 
 
-def _add_action(root: Path, file: Path, partitions: list[str]) -> AddAction:
-    relative = file.relative_to(root).as_posix()
+def _partition_values(folders: PurePosixPath, partitions: list[str]) -> dict[str, str | None]:
+    """The partition values a file's Hive folders (``k=v``, percent-encoded) give it."""
     values: dict[str, str | None] = {}
-    for part in file.relative_to(root).parent.parts:
+    for part in folders.parts:
         key, sep, value = part.partition("=")
         if sep and key in partitions:
             text = unquote(value)
             values[key] = None if text == _NULL_PARTITION else text
+    return values
+
+
+def _add_action(root: Path, file: Path, partitions: list[str]) -> AddAction:
+    relative = PurePosixPath(file.relative_to(root).as_posix())
     info = file.stat()
     return AddAction(
-        path=relative,
+        path=str(relative),
         size=info.st_size,
-        partition_values=values,
+        partition_values=_partition_values(relative.parent, partitions),
         modification_time=int(info.st_mtime * 1000),
         data_change=True,
         stats=json.dumps(parquet_file_stats(file)),
     )
 
 
-def parquet_file_stats(file: Path) -> dict[str, Any]:
+def _store_add_action(fs: Any, root: str, info: Any, partitions: list[str]) -> AddAction:
+    """As ``_add_action``, for a file in an object store (its footer read with ranged requests)."""
+    relative = PurePosixPath(info.path).relative_to(root)
+    with fs.open_input_file(info.path) as handle:
+        stats = parquet_file_stats(handle)
+    return AddAction(
+        path=str(relative),
+        size=info.size,
+        partition_values=_partition_values(relative.parent, partitions),
+        modification_time=info.mtime_ns // 1_000_000 if info.mtime_ns is not None else 0,
+        data_change=True,
+        stats=json.dumps(stats),
+    )
+
+
+def parquet_file_stats(file: Path | Any) -> dict[str, Any]:
     """Delta per-file statistics (numRecords, minValues, maxValues, nullCount) from a Parquet footer."""
     metadata = pq.ParquetFile(file).metadata
     minimum: dict[str, Any] = {}

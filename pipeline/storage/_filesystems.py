@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import pyarrow.fs as pafs
 
 from pipeline.errors import DataError
 from pipeline.storage.locations import Location
+
+if TYPE_CHECKING:  # imported where used: the config, which checks locations, loads without pyarrow
+    import pyarrow.fs as pafs
 
 DEFAULT_REGION = "us-east-1"
 # A store that does not answer ends the check after this long (connect and each request), with one retry:
@@ -54,6 +56,8 @@ def s3_endpoint(environ: Mapping[str, str] | None = None) -> S3Endpoint:
 
 def filesystem(location: Location, timeout: float = DEFAULT_TIMEOUT_S) -> tuple[pafs.FileSystem, str]:
     """pyarrow's filesystem for ``location`` and the path within it."""
+    import pyarrow.fs as pafs
+
     if location.is_local:
         return pafs.LocalFileSystem(), location.key
     if location.scheme != "s3":  # gs://, abfs://: pyarrow's own resolution of the URI (untested here)
@@ -104,6 +108,8 @@ def describe(location: Location) -> str:
 def check_reachable(location: Location, field: str, timeout: float = DEFAULT_TIMEOUT_S) -> pafs.FileType:
     """What is at ``location`` (a file, a directory or a prefix, nothing), after checking that its bucket
     exists and the store answers with the credentials given; else one line (``StorageError``)."""
+    import pyarrow.fs as pafs
+
     fs, path = filesystem(location, timeout)
     try:
         bucket_missing = (

@@ -78,7 +78,7 @@ def experiment(spark: Any, trainings: Any, lake: Path, tmp_path_factory: pytest.
         ("random_forest", {}),
     ]:  # v2: @challenger
         config = example_config(algorithm, lake, **sections, model=model)
-        if not (config.data.source.path / "_delta_log").is_dir():
+        if not (Path(config.data.source.path) / "_delta_log").is_dir():
             ingest(spark, config.data)
         trained[algorithm] = trainings.train_and_register(config)
     raw = config.model_dump(mode="json")  # the CLI's view of the same project
