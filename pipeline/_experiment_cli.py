@@ -12,13 +12,15 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, StoreURI, data_location
 from pipeline.errors import PipelineError
+from pipeline.storage import LocationError
 
 if TYPE_CHECKING:
     from comparison import Comparison
@@ -61,8 +63,9 @@ def feedback_command(config: PipelineConfig, args: argparse.Namespace) -> int:
     if outcome is None:
         raise PipelineError("feedback: give --outcome COLUMN (the config has no data.label)")
     columns = [args.key, outcome, *([args.row] if args.row else [])]
-    kind = args.format or source_format(args.source)
-    table = read_columns(args.source, list(dict.fromkeys(columns)), kind)
+    source = _location(args.source, "--from")
+    kind = args.format or source_format(source)
+    table = read_columns(source, list(dict.fromkeys(columns)), kind)
     keys = _checked_column(table, args.key, "--key", "text")
     values = _checked_column(table, outcome, "--outcome", "number")
     rows = _checked_column(table, args.row, "--row", "integer") if args.row else [0] * table.num_rows
@@ -186,11 +189,16 @@ def score_command(config: PipelineConfig, args: argparse.Namespace) -> int:
     from pipeline.tracking import find_version
 
     version = find_version(config.tracking, args.model)  # before Spark starts: a wrong name is one line at once
-    kind = args.format or source_format(args.input)
+    where = _location(args.input, "--input")
+    kind = args.format or source_format(where, "--input")
     if args.version is not None and kind != "delta":
-        raise PipelineError(f"--version {args.version}: only a Delta source has versions ({args.input} is {kind})")
-    source = TableSource.model_validate({"format": kind, "path": args.input.resolve(), "version": args.version})
-    output = args.output.resolve() if args.output else config.root / "scores" / config.tracking.registered_model
+        raise PipelineError(f"--version {args.version}: only a Delta source has versions ({where} is {kind})")
+    source = TableSource.model_validate({"format": kind, "path": where, "version": args.version})
+    output = (
+        _location(args.output, "--output")
+        if args.output
+        else config.root / "scores" / config.tracking.registered_model
+    )
     with Runtime(config) as runtime:
         run = score_source(runtime.spark, config, version, source, output, runtime.console, args.mode)
     model = f"{config.tracking.registered_model} version {version.version} ({args.model})"
@@ -199,3 +207,12 @@ def score_command(config: PipelineConfig, args: argparse.Namespace) -> int:
         f"Delta version {run.written.version}"
     )
     return 0
+
+
+def _location(text: str, flag: str) -> Path | StoreURI:
+    """A flag's location: an object-store URI as given (checked), a local path resolved against the working
+    directory; one line naming the flag otherwise."""
+    try:
+        return data_location(text, flag, Path.cwd())
+    except LocationError as error:
+        raise PipelineError(str(error)) from None

@@ -29,6 +29,7 @@ from pipeline.algorithms import check_model
 from pipeline.config import ENV_PREFIX, ConfigError, PipelineConfig, load_config
 from pipeline.errors import PipelineError
 from pipeline.runtime import JavaNotFoundError, Runtime, dashboard_sign_in_hint, find_java
+from pipeline.storage import describe, parse_location
 from pipeline.tracking.facts import TrainOutcome
 from pipeline.tuning import check_tuning
 
@@ -42,6 +43,9 @@ _VERSIONED_PACKAGES = ("ray", "raydp", "pyspark", "mlflow", "deltalake", "pydant
 def _info(config: PipelineConfig, args: argparse.Namespace) -> int:
     print("# resolved configuration")
     print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
+    print("# where each location resolves (credentials: their source only, never their value)")
+    for field, where in _locations(config):
+        print(f"{field}: {where} -> {describe(parse_location(where, field))}")
     print("# environment")
     try:
         java = find_java()
@@ -56,6 +60,22 @@ def _info(config: PipelineConfig, args: argparse.Namespace) -> int:
             version = "not installed"
         print(f"{package}: {version}")
     return 0
+
+
+def _locations(config: PipelineConfig) -> list[tuple[str, str]]:
+    """The config's data locations, by field."""
+    data, serving = config.data, config.serving
+    found = [("data.source.path", str(data.source.path))]
+    if data.ingest.input is not None:
+        found.append(("data.ingest.input.path", str(data.ingest.input.path)))
+    if config.tuning is not None:
+        found.append(("tuning.storage", str(config.tuning.storage)))
+    found += [
+        ("tracking.artifact_location", str(config.tracking.artifact_location)),
+        ("serving.prediction_log.path", str(serving.prediction_log.path)),
+        ("serving.feedback.path", str(serving.feedback.path)),
+    ]
+    return found
 
 
 def _ingest(config: PipelineConfig, args: argparse.Namespace) -> int:
@@ -383,11 +403,14 @@ def _data_commands(add: _AddCommand) -> None:
         "score", score_command, "score a Delta, Parquet or CSV source with a registered version into Delta"
     )
     score.add_argument("--model", default="@champion", help="version number or alias (default @champion)")
-    score.add_argument("--input", required=True, type=Path, metavar="SOURCE", help="the rows to score")
+    score.add_argument(
+        "--input", required=True, metavar="SOURCE", help="the rows to score: a local path or s3://bucket/key"
+    )
     score.add_argument("--format", choices=["delta", "parquet", "csv"], help="default: from the path")
     score.add_argument("--version", type=int, help="the Delta version of the input to read (default: the latest)")
     score.add_argument(
-        "--output", type=Path, help="the Delta table to write (default: <root>/scores/<model name>)"
+        "--output",
+        help="the Delta table to write, a local path or s3://bucket/key (default: <root>/scores/<model>)",
     )
     score.add_argument("--mode", choices=["append", "overwrite"], default="append", help="default: append")
     trace = add("trace", trace_command, "a served request: its answers, versions, MLflow runs and training data")

@@ -260,7 +260,7 @@ def score_source(
     config: PipelineConfig,
     version: VersionSummary,
     source: TableSource,
-    output: Path,
+    output: Path | str,
     console: Console,
     mode: str = "append",
 ) -> ScoreRun:

@@ -1,6 +1,6 @@
 """Paths that arrive in requests: refused unless inside an allowed root. The rule itself (symlinks and '..'
 resolved, URI prefixes compared segment by segment) is ``pipeline.storage.locations``'; this module keeps
-serving's error and returns the local path a training job reads. Pure."""
+serving's error and returns the location a training job reads. Pure."""
 
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ class PathNotAllowed(ValueError):
     """A request path outside every allowed root (or not a usable path at all)."""
 
 
-def confine_path(requested: str, roots: Sequence[str | Path]) -> Path:
-    """``requested`` resolved (symlinks and ``..`` included) against the first root when relative;
-    returned only if it lies inside one of ``roots``."""
+def confine_path(requested: str, roots: Sequence[str | Path]) -> str:
+    """``requested`` resolved (symlinks and ``..`` included) against the first root when relative; returned
+    only if it lies inside one of ``roots``: a local path, or an object-store URI (``s3://bucket/key``) when a
+    root is a bucket prefix, as the training job reads it."""
     try:
-        location = confine_location(requested, roots)
+        return confine_location(requested, roots).uri
     except LocationError as error:
         raise PathNotAllowed(str(error)) from None
-    if not location.is_local:  # serving.data_roots are local folders today: a bucket cannot be read yet
-        raise PathNotAllowed(f"data_path = {requested!r}: training jobs read local paths only")
-    return Path(location.key)

@@ -48,7 +48,7 @@ def start_training(app: AppSettings, body: bytes) -> dict[str, str]:
     return {"id": job_id, "status": "PENDING", "status_url": f"/train/{job_id}"}
 
 
-def submit_training(app: AppSettings, asked: TrainRequest, data_path: Path) -> str:
+def submit_training(app: AppSettings, asked: TrainRequest, data_path: str) -> str:
     """A Ray Job running `python -m pipeline train` on the deployed config with the request's overrides."""
     from ray.job_submission import JobSubmissionClient
 
@@ -57,7 +57,7 @@ def submit_training(app: AppSettings, asked: TrainRequest, data_path: Path) -> s
     env = {
         "PIPELINE__MODEL__ALGORITHM": asked.algorithm,
         "PIPELINE__MODEL__HYPERPARAMETERS": "{}",
-        "PIPELINE__DATA__SOURCE__PATH": str(data_path),
+        "PIPELINE__DATA__SOURCE__PATH": data_path,
         "PIPELINE__RAY__ADDRESS": "auto",  # join this cluster, in a namespace of its own (RayDP: one app each)
         "PIPELINE__RAY__NAMESPACE": job_id,
     }
@@ -75,7 +75,7 @@ def submit_training(app: AppSettings, asked: TrainRequest, data_path: Path) -> s
                 entrypoint=entrypoint,
                 submission_id=job_id,
                 runtime_env={"env_vars": env},
-                metadata={"algorithm": asked.algorithm, "data_path": str(data_path)},
+                metadata={"algorithm": asked.algorithm, "data_path": data_path},
             )
             return job_id
         except RuntimeError as error:

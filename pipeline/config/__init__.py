@@ -29,6 +29,7 @@ from pipeline.config._models import (
     TuningConfig,
     UnivariateSelection,
     VariantConfig,
+    data_location,
 )
 
 __all__ = [
@@ -63,5 +64,6 @@ __all__ = [
     "UnivariateSelection",
     "VariantConfig",
     "config_from_dict",
+    "data_location",
     "load_config",
 ]

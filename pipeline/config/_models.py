@@ -50,17 +50,28 @@ class StoreURI(str):
         return core_schema.no_info_after_validator_function(cls, core_schema.str_schema())
 
 
+def data_location(value: str | Path, field: str, base_dir: Path | None = None) -> Path | StoreURI:
+    """A location as a user gives it (a config field, a command-line flag): an object-store URI checked and
+    normalised, a local path resolved against ``base_dir`` (kept relative without one). ``LocationError``,
+    one line naming ``field``, the value and the rule, otherwise."""
+    if is_object_store(value):
+        return StoreURI(parse_location(value, field).uri)
+    path = Path(value)
+    if path.is_absolute() or base_dir is None:
+        return path
+    return (base_dir / path).resolve()
+
+
 def _data_location(value: Any, info: ValidationInfo) -> Path | StoreURI:
     if isinstance(value, StoreURI):
         return value
-    if isinstance(value, str) and is_object_store(value):
-        try:
-            return StoreURI(parse_location(value, "path").uri)
-        except LocationError as error:  # the loader names the field and the value: the rule alone here
-            raise ValueError(str(error).removeprefix(f"path = {value!r}: ")) from None
-    if isinstance(value, str | Path) and str(value) and "\x00" not in str(value):
-        return _resolve_against_root(Path(value), info)
-    raise ValueError("must be a local path or an object-store URI (s3://bucket/key)")
+    if not isinstance(value, str | Path) or not str(value) or "\x00" in str(value):
+        raise ValueError("must be a local path or an object-store URI (s3://bucket/key)")
+    root = (info.context or {}).get(ROOT_CONTEXT_KEY)
+    try:
+        return data_location(value, "path", Path(root) if root is not None else None)
+    except LocationError as error:  # the loader names the field and the value: the rule alone here
+        raise ValueError(str(error).removeprefix(f"path = {str(value)!r}: ")) from None
 
 
 DataLocation = Annotated[Path | StoreURI, PlainValidator(_data_location)]
@@ -512,10 +523,10 @@ class ServingConfig(_Section):
     )
     prediction_log: PredictionLogConfig = _defaults()
     feedback: FeedbackConfig = _defaults()
-    data_roots: list[ProjectPath] = Field(
+    data_roots: list[DataLocation] = Field(
         # A string, not a Path: defaults are validated, and JSON validation (config sent to Ray actors) takes str.
         default_factory=lambda: ["data"],  # type: ignore[arg-type]
-        description="POST /train may only read data under these folders",
+        description="POST /train may only read data under these folders or bucket prefixes (s3://bucket/prefix)",
     )
 
     @property

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import ConfigError, load_config
-from tests.conftest import PROJECT_ROOT, run_cli
+from tests.conftest import PROJECT_ROOT, S3_ENDPOINT, S3_SECRET, run_cli
 
 MINIMAL = "data:\n  source: {path: data/table}\n"
 
@@ -144,11 +144,17 @@ def test_cli_reports_missing_file(tmp_path: Path) -> None:
     assert result.stderr.strip() == f"config error: {tmp_path / 'nope.yaml'}: config file not found"
 
 
-def test_cli_info_prints_resolved_settings_and_versions() -> None:
-    result = run_cli("info", "--config", "config/pipeline.yaml", env={"PIPELINE__SPARK__NUM_EXECUTORS": "2"})
+def test_cli_info_prints_resolved_settings_where_each_location_resolves_and_versions() -> None:
+    env = {"PIPELINE__SPARK__NUM_EXECUTORS": "2", "PIPELINE__DATA__SOURCE__PATH": "s3://lake-bucket/tx/"}
+    result = run_cli("info", "--config", "config/pipeline.yaml", env=env)
     assert result.returncode == 0, result.stderr
     assert "num_executors: 2" in result.stdout
-    assert f"path: {PROJECT_ROOT}/data/demo/transactions" in result.stdout
+    assert "path: s3://lake-bucket/tx\n" in result.stdout  # the URI as given, normalised
+    # The endpoint and the source of the keys (tests/conftest.py's moto settings), never the secret itself.
+    bucket = f"S3 bucket 'lake-bucket' at {S3_ENDPOINT} (region us-east-1, credentials: AWS_ACCESS_KEY_ID)"
+    assert f"data.source.path: s3://lake-bucket/tx -> {bucket}" in result.stdout
+    assert f"serving.prediction_log.path: {PROJECT_ROOT}/prediction_log -> local filesystem" in result.stdout
+    assert S3_SECRET not in result.stdout + result.stderr
     assert "java: 17." in result.stdout
     for package in ("ray: 2.60.0", "raydp: 1.6.5", "pyspark: 3.5.7", "mlflow: 3.17.2"):
         assert package in result.stdout

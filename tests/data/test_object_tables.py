@@ -13,7 +13,7 @@ import pytest
 from deltalake import write_deltalake
 
 from pipeline.config import ConfigError, GeneratedData, StoreURI, TableSource, config_from_dict
-from pipeline.data import generate, ingest, read_table, write_delta
+from pipeline.data import generate, ingest, read_columns, read_table, source_format, write_delta
 from pipeline.errors import DataError, SchemaMismatchError
 from pipeline.storage import delta_storage_options, filesystem, parse_location
 
@@ -172,3 +172,27 @@ def test_the_config_takes_a_bucket_uri_as_written_and_refuses_a_bad_one(tmp_path
     assert str(raised.value).endswith(
         "data.source.path = 's3://lake-bucket/a/../tx': '.' and '..' are not allowed in an object key"
     ), raised.value
+
+
+def test_a_side_table_in_a_bucket_is_read_without_spark(bucket: str) -> None:
+    """`feedback --from` and `score --input` find a source's format and read its columns with pyarrow alone."""
+    uri = f"s3://{bucket}/side"
+    storage = delta_storage_options(parse_location(f"{uri}/delta", "t"))
+    write_deltalake(f"{uri}/delta", ROWS, storage_options=storage)
+    fs, root = filesystem(parse_location(uri, "t"))
+    with fs.open_output_stream(f"{root}/csv/part.csv") as out:
+        pacsv.write_csv(ROWS, out)
+    with fs.open_output_stream(f"{root}/rows.parquet") as out:
+        pq.write_table(ROWS, out)
+
+    kinds = {name: source_format(f"{uri}/{name}") for name in ("delta", "csv", "rows.parquet")}
+    assert kinds == {"delta": "delta", "csv": "csv", "rows.parquet": "parquet"}
+    for name, kind in kinds.items():
+        read = read_columns(f"{uri}/{name}", ["id", "label"], kind)
+        assert sorted(read["id"].to_pylist()) == [1, 2, 3, 4], name
+    with pytest.raises(DataError) as raised:
+        read_columns(f"{uri}/rows.parquet", ["outcome"], "parquet")
+    assert str(raised.value).startswith(f"--from {uri}/rows.parquet: no column 'outcome'; the parquet source has ")
+    with pytest.raises(DataError) as raised:
+        read_columns("s3://no-such-bucket-here/x", ["id"], "parquet")
+    assert str(raised.value).startswith("--from = 's3://no-such-bucket-here/x': no such bucket"), raised.value

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from deltalake import DeltaTable
@@ -25,6 +26,7 @@ from pipeline.errors import PipelineError
 from pipeline.export import TOLERANCE
 from pipeline.jobs import score_source
 from pipeline.runtime import free_port
+from pipeline.storage import delta_storage_options, filesystem, parse_location
 from pipeline.tracking import CHALLENGER, connect, find_version
 from serving import deploy
 from serving._watch import watcher_history
@@ -148,7 +150,7 @@ def test_feedback_compare_apply_and_rollback(
     assert "champion -> version 1" in rolled.stdout and _champion_version(client) == "1"
 
 
-def test_score_writes_every_row_with_lineage_and_equals_the_served_answers(experiment: Any) -> None:
+def test_score_writes_every_row_with_lineage_and_equals_the_served_answers(experiment: Any, bucket: str) -> None:
     client, config, spark, store = (
         experiment["client"],
         experiment["config"],
@@ -171,6 +173,18 @@ def test_score_writes_every_row_with_lineage_and_equals_the_served_answers(exper
     assert [answer["prediction"] for answer in served] == [row["prediction"] for row in first]
     worst = np.abs(np.array([a["probability"] for a in served]) - np.array([row["probability"] for row in first]))
     assert worst.max() <= TOLERANCE
+
+    # The same rows from a bucket into a bucket (`score --input s3://... --output s3://...`): the same answers.
+    fs, key = filesystem(parse_location(f"s3://{bucket}/in/rows.parquet", "t"))
+    with fs.open_output_stream(key) as out:
+        pq.write_table(DeltaTable(str(source.path)).to_pyarrow_table(), out)
+    in_bucket = TableSource.model_validate({"format": "parquet", "path": f"s3://{bucket}/in/rows.parquet"})
+    remote = score_source(spark, config, version, in_bucket, f"s3://{bucket}/scores", Console(quiet=True))
+    storage = delta_storage_options(parse_location(f"s3://{bucket}/scores", "t"))
+    scored = DeltaTable(f"s3://{bucket}/scores", storage_options=storage).to_pyarrow_table()
+    assert remote.written.rows == scored.num_rows == total and remote.source == f"s3://{bucket}/in/rows.parquet"
+    assert set(scored["source_path"].to_pylist()) == {f"s3://{bucket}/in/rows.parquet"}
+    assert sorted(scored["prediction"].to_pylist()) == sorted(table["prediction"].to_pylist())
 
     bad = store / "bad.parquet"
     spark.createDataFrame([("x", 1.0)], "alcohol string, malic_acid double").write.parquet(str(bad))
