@@ -340,7 +340,10 @@ class TrackingConfig(_Section):
     """MLflow: a sqlite store under the project by default; any tracking URI works."""
 
     uri: str = "sqlite:///mlruns/mlflow.db"
-    artifact_location: ProjectPath = Path("mlruns/artifacts")
+    artifact_location: DataLocation = Field(
+        default=Path("mlruns/artifacts"),
+        description="where a new experiment keeps its runs' artifacts (models, plots): a folder or s3://bucket/prefix",
+    )
     experiment: str = Field(default="demo", min_length=1)
     registered_model: str = Field(default="demo-classifier", min_length=1)
     alias: Literal["auto", "champion", "challenger", "none"] = Field(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.config import TrackingConfig
+from pipeline.config import StoreURI, TrackingConfig
 from pipeline.errors import PipelineError
 from pipeline.tracking.facts import ALGORITHM_TAG, CHALLENGER, CHAMPION, SAW_CHAMPION
 
@@ -53,7 +53,9 @@ def _create_experiment(client: MlflowClient, tracking: TrackingConfig) -> None:
     from mlflow.exceptions import MlflowException
 
     location = None
-    if not tracking.uri.startswith(("http://", "https://")):  # a server keeps artifacts in its own store
+    if isinstance(tracking.artifact_location, StoreURI):  # MLflow's own S3 store (boto3, the AWS environment)
+        location = str(tracking.artifact_location)
+    elif not tracking.uri.startswith(("http://", "https://")):  # a server keeps artifacts in its own store
         Path(tracking.artifact_location).mkdir(parents=True, exist_ok=True)
         location = Path(tracking.artifact_location).as_uri()
     try:
