@@ -12,7 +12,7 @@ import pyarrow.fs as pafs
 
 from pipeline.data._delta import open_delta
 from pipeline.errors import DataError
-from pipeline.storage import check_reachable, filesystem, is_object_store, parse_location
+from pipeline.storage import check_reachable, filesystem, parse_location
 
 
 def source_format(path: str | Path, field: str = "--from") -> str:
@@ -53,8 +53,7 @@ def read_columns(
 
 def _filesystem_of(path: str | Path, field: str) -> tuple[pafs.FileSystem, str]:
     """pyarrow's filesystem for ``path`` and the path within it; a bucket is checked first (one line)."""
-    if not is_object_store(path):
-        return pafs.LocalFileSystem(), str(Path(path).resolve())
     location = parse_location(path, field)
-    check_reachable(location, field)
+    if not location.is_local:
+        check_reachable(location, field)
     return filesystem(location)
