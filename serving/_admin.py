@@ -29,7 +29,8 @@ def servable_weights(weights: Mapping[str, float], loaded: Mapping[str, str]) ->
     if any(weights.get(name, 0.0) > 0 for name in loaded):
         return
     shares = ", ".join(
-        f"{name} (version {version}) {weights.get(name, 0.0):g}" for name, version in sorted(loaded.items())
+        f"{name} (version {version}) would get {weights.get(name, 0.0):g}"
+        for name, version in sorted(loaded.items())
     )
     reason = f"{dict(weights)}: no variant with a loaded model would get traffic; loaded: {shares or 'none'}"
     raise Refused(409, "weights", reason)

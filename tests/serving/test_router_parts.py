@@ -217,7 +217,7 @@ def test_weights_that_give_no_loaded_variant_traffic_are_refused_with_what_is_lo
     assert refused.value.body["detail"] == {
         "field": "weights",
         "reason": "{'champion': 0.0, 'challenger': 1.0}: no variant with a loaded model would get traffic; "
-        "loaded: champion (version 1) 0",
+        "loaded: champion (version 1) would get 0",
     }
     with pytest.raises(Refused, match="loaded: none"):
         servable_weights({"champion": 1.0}, {})
