@@ -187,7 +187,7 @@ def mean_row(*rows: dict[str, float]) -> dict[str, float]:
     return {column: statistics.fmean(row[column] for row in rows) for column in rows[0]}
 
 
-def logged_rows(path: Path) -> int:
+def logged_rows(path: Path | str) -> int:
     """Rows in the prediction log table (every answered record of the runs with the log on)."""
     from deltalake import DeltaTable
 

@@ -52,10 +52,10 @@ def _checked_column(table: pa.Table, name: str, option: str, kind: str) -> list[
 def feedback_command(config: PipelineConfig, args: argparse.Namespace) -> int:
     """Outcomes from a Delta, Parquet or CSV source into the feedback table (those the log knows)."""
     from pipeline.data import read_columns, source_format
-    from serving import Outcome, create_feedback_table, record_feedback
+    from serving import Outcome, create_feedback_table, is_delta_table, record_feedback
 
     log, feedback = config.serving.prediction_log, config.serving.feedback
-    if not (log.path / "_delta_log").is_dir():
+    if not is_delta_table(log.path):
         raise PipelineError(
             f"feedback: no prediction log at {log.path} (serve with serving.prediction_log on first)"
         )
@@ -112,7 +112,7 @@ def online_compared(config: PipelineConfig, a_reference: str, b_reference: str, 
     """Compare two registered versions on what they answered (prediction log) and the outcomes that came back
     (feedback), print the table and the guardrails, and log it all to MLflow."""
     from pipeline.tracking import find_version
-    from serving import experiment_rules, log_online_comparison, online_report
+    from serving import experiment_rules, is_delta_table, log_online_comparison, online_report
 
     a, b = find_version(config.tracking, a_reference), find_version(config.tracking, b_reference)
     if a.version == b.version:
@@ -120,7 +120,7 @@ def online_compared(config: PipelineConfig, a_reference: str, b_reference: str, 
             f"--a {a_reference} and --b {b_reference} are both version {a.version}: nothing to compare"
         )
     log, feedback, experiment = config.serving.prediction_log, config.serving.feedback, config.experiment
-    if not (log.path / "_delta_log").is_dir():
+    if not is_delta_table(log.path):
         raise PipelineError(f"compare --online: no prediction log at {log.path} (serve with the log on)")
     rules = experiment_rules(experiment, alpha)
     report = online_report(log.path, feedback.path, a.version, b.version, rules)

@@ -29,7 +29,7 @@ from serving._experiment import (
     online_report,
 )
 from serving._feedback import FeedbackReport, Outcome, create_feedback_table, record_feedback
-from serving._prediction_log import logged_request
+from serving._prediction_log import is_delta_table, logged_request
 from serving._state import shadow_log
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "create_feedback_table",
     "deploy",
     "experiment_rules",
+    "is_delta_table",
     "log_online_comparison",
     "logged_request",
     "online_report",

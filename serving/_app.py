@@ -89,6 +89,7 @@ class Router:
             settings.log_flush_seconds,
             settings.model_name,
             settings.log_wait_for_disk,
+            settings.log_write_ahead,
         )
         self.shadowing = Shadowing(settings.shadow, self.directory, self.accounting, self.writer, self.state)
         self._refresher: asyncio.Task[None] | None = None

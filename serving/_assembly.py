@@ -56,11 +56,11 @@ def _scaling(autoscaling: dict[str, Any] | None, replicas: int, max_per_node: in
 def build_application(settings: AppSettings, state_timeout: float | None = None) -> Any:
     """The Serve application: the ingress (scoring ONNX variants itself) bound to one deployment per
     Spark-scored variant; the state actor is started first (waiting at most ``state_timeout`` seconds)."""
-    start_state(settings.app_name, settings.initial_weights, state_timeout)
-    if settings.prediction_log is not None:
+    if settings.prediction_log is not None:  # first: a bucket that cannot be reached stops it all in one line
         create_log_table(settings.prediction_log)  # here, once: the replicas only append
     if settings.feedback is not None:
         create_feedback_table(settings.feedback)
+    start_state(settings.app_name, settings.initial_weights, state_timeout)
     if settings.watch is not None:
         start_watcher(settings.watch)  # replaces the watcher of a previous deploy
     else:

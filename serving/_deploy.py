@@ -18,6 +18,7 @@ from pipeline.errors import PipelineError
 from serving._app import INGRESS_NAME
 from serving._assembly import build_application, variant_deployment
 from serving._experiment import experiment_rules
+from serving._prediction_log import write_ahead_folder
 from serving._registry import ModelSource, needs_spark
 from serving._settings import AppSettings, VariantSettings, WatchSettings
 from serving._state import kill_state
@@ -86,6 +87,9 @@ def app_settings(
         watch=_watch_settings(config),
         log_max_buffer_rows=serving.prediction_log.max_buffer_rows,
         log_wait_for_disk=serving.prediction_log.wait_for_disk,
+        log_write_ahead=str(
+            serving.prediction_log.write_ahead_path or write_ahead_folder(serving.prediction_log.path, config.root)
+        ),
     )
 
 

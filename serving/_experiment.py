@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from comparison import Breach, Comparison, Guardrail, compare_routed, compare_shadowed, guardrail
 from pipeline.config import ExperimentConfig, TrackingConfig
+from pipeline.storage import delta_storage_options
 
 
 @dataclass(frozen=True)
@@ -63,16 +64,20 @@ def _log_rows(log_path: str | Path, versions: tuple[str, str], since: str) -> pa
     wanted = pc.field("date") >= since
     wanted = wanted & (pc.field("route") == "predict") & pc.field("version").isin(list(versions))
     columns = ["request_id", "row", "role", "version", "output", "latency_ms"]
-    return DeltaTable(str(log_path)).to_pyarrow_dataset().to_table(columns=columns, filter=wanted)
+    log = DeltaTable(str(log_path), storage_options=delta_storage_options(log_path))
+    return log.to_pyarrow_dataset().to_table(columns=columns, filter=wanted)
 
 
 def _latest_outcomes(feedback_path: str | Path) -> dict[tuple[str, int], float]:
     """Each (request id, row)'s outcome; the last one posted wins."""
     from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
 
-    if not (Path(feedback_path) / "_delta_log").is_dir():
+    try:
+        feedback = DeltaTable(str(feedback_path), storage_options=delta_storage_options(feedback_path))
+    except TableNotFoundError:  # no outcome has come back yet
         return {}
-    table = DeltaTable(str(feedback_path)).to_pyarrow_table(columns=["request_id", "row", "outcome", "time"])
+    table = feedback.to_pyarrow_table(columns=["request_id", "row", "outcome", "time"])
     table = table.sort_by("time")
     return dict(
         zip(

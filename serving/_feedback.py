@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
+from pipeline.storage import check_reachable, delta_storage_options, is_object_store, parse_location
 from serving._requests import Refused
 
 FEEDBACK_SCHEMA = pa.schema(
@@ -121,8 +122,13 @@ def create_feedback_table(path: str | Path) -> None:
     """The empty feedback table, unless one is there."""
     from deltalake import DeltaTable
 
-    Path(path).mkdir(parents=True, exist_ok=True)
-    DeltaTable.create(str(path), FEEDBACK_SCHEMA, mode="ignore", name="feedback")
+    if is_object_store(path):
+        check_reachable(parse_location(path, "serving.feedback.path"), "serving.feedback.path")
+    else:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    DeltaTable.create(
+        str(path), FEEDBACK_SCHEMA, mode="ignore", name="feedback", storage_options=delta_storage_options(path)
+    )
 
 
 def unknown_outcomes(
@@ -138,7 +144,8 @@ def unknown_outcomes(
     since = ((today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=lookback_days)).isoformat()
     ids = pa.array(sorted({outcome.request_id for outcome in outcomes}), pa.string())
     wanted = (pc.field("date") >= since) & pc.field("request_id").isin(ids)
-    logged = DeltaTable(str(log_path)).to_pyarrow_dataset().to_table(columns=["request_id", "row"], filter=wanted)
+    log = DeltaTable(str(log_path), storage_options=delta_storage_options(log_path))
+    logged = log.to_pyarrow_dataset().to_table(columns=["request_id", "row"], filter=wanted)
     known = set(zip(logged.column("request_id").to_pylist(), logged.column("row").to_pylist(), strict=True))
     return [outcome for outcome in outcomes if (outcome.request_id, outcome.row) not in known]
 
@@ -161,7 +168,7 @@ def append_feedback(path: str | Path, outcomes: Iterable[Outcome], source: str) 
         },
         schema=FEEDBACK_SCHEMA,
     )
-    write_deltalake(str(path), table, mode="append")
+    write_deltalake(str(path), table, mode="append", storage_options=delta_storage_options(path))
     return len(rows)
 
 

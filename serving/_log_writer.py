@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -47,8 +48,10 @@ class PredictionLogWriter:
         flush_seconds: float,
         model_name: str,
         wait_for_disk: bool = False,
+        write_ahead: str | None = None,
     ) -> None:
-        self.log = PredictionLog(path, max_buffer_rows) if path else None
+        wal = Path(write_ahead) if write_ahead else None
+        self.log = PredictionLog(path, max_buffer_rows, wal) if path else None
         self._flush_seconds = flush_seconds
         self._model_name = model_name
         self._wait_for_disk = wait_for_disk

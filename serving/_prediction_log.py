@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from pipeline.storage import check_reachable, delta_storage_options, is_object_store, parse_location
 from serving._requests import parse_json
 from serving._wal import WAL_FOLDER, Frame, WriteAheadLog, encode, orphaned, read_segment, release, segment_number
 
@@ -179,17 +180,54 @@ def create_log_table(path: str | Path) -> None:
     """The empty log table, unless one is there (before the replicas start: they only append)."""
     from deltalake import DeltaTable
 
-    Path(path).mkdir(parents=True, exist_ok=True)
-    DeltaTable.create(str(path), LOG_SCHEMA, mode="ignore", partition_by=[PARTITION], name="prediction_log")
+    if is_object_store(path):
+        check_reachable(parse_location(path, "serving.prediction_log.path"), "serving.prediction_log.path")
+    else:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    DeltaTable.create(
+        str(path),
+        LOG_SCHEMA,
+        mode="ignore",
+        partition_by=[PARTITION],
+        name="prediction_log",
+        storage_options=delta_storage_options(path),
+    )
+
+
+def is_delta_table(path: str | Path) -> bool:
+    """Whether a Delta table is at ``path`` (a folder or a bucket prefix)."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    # Not DeltaTable.is_deltatable: with an S3 endpoint it hung for its 180 s of retries on moto (delta-rs
+    # 1.6.6) where opening the same table answered at once.
+    try:
+        DeltaTable(str(path), storage_options=delta_storage_options(path))
+    except TableNotFoundError:
+        return False
+    return True
+
+
+def write_ahead_folder(path: str | Path, root: Path) -> Path:
+    """Where a log's replicas write ahead when not configured: inside a local log (replicas sharing the disk
+    adopt each other's files), or, for a log in a bucket, a local folder of that log's own under the
+    project's ``root`` (``.pipeline/prediction_log_wal/<hash of the URI>``: two logs never adopt each
+    other's files)."""
+    if not is_object_store(path):
+        return Path(path) / WAL_FOLDER
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    return root / ".pipeline" / "prediction_log_wal" / digest
 
 
 @dataclass
 class PredictionLog:
     """One ingress replica's side of the log: its write-ahead file and the commits of what it holds (and
-    of what dead replicas left). ``max_buffer_rows`` bounds the rows waiting for a commit."""
+    of what dead replicas left). ``max_buffer_rows`` bounds the rows waiting for a commit; ``write_ahead``
+    is the local folder of the write-ahead files (default for a local log: its ``_wal`` folder)."""
 
     path: str
     max_buffer_rows: int
+    write_ahead: Path | None = None
     _wal: WriteAheadLog | None = None  # made at the first entry
     _pending_rows: int = 0
     _counts: LogCounts = field(default_factory=LogCounts)
@@ -197,6 +235,17 @@ class PredictionLog:
     _committing: threading.Lock = field(default_factory=threading.Lock)  # one commit at a time
     # Kept open: each commit then brings its snapshot up to date instead of replaying the table's log.
     _table: Any = None
+
+    def __post_init__(self) -> None:
+        if self.write_ahead is None:
+            if is_object_store(self.path):
+                raise ValueError(f"prediction log {self.path}: a log in a bucket needs a local write-ahead folder")
+            self.write_ahead = Path(self.path) / WAL_FOLDER
+
+    @property
+    def _wal_root(self) -> Path:
+        assert self.write_ahead is not None  # set by __post_init__
+        return self.write_ahead
 
     def offer(self, entry: AnsweredRequest) -> bool:
         """Write ``entry`` ahead (it survives this process from now on); False, and its rows counted as
@@ -208,7 +257,7 @@ class PredictionLog:
                 return False
             try:
                 if self._wal is None:
-                    self._wal = WriteAheadLog(Path(self.path) / WAL_FOLDER)
+                    self._wal = WriteAheadLog(self._wal_root)
                 self._wal.append(frame)
             except OSError as error:
                 logger.warning(
@@ -266,7 +315,7 @@ class PredictionLog:
 
     def _adopt(self) -> int:
         """Commit the write-ahead files of replicas that are gone (each once: see ``serving._wal``)."""
-        root, written = Path(self.path) / WAL_FOLDER, 0
+        root, written = self._wal_root, 0
         own = self._wal.owner if self._wal is not None else ""
         for owner, paths, lock in orphaned(root, own):
             rows = None
@@ -289,7 +338,7 @@ class PredictionLog:
         from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
         if self._table is None:
-            self._table = DeltaTable(self.path)
+            self._table = DeltaTable(self.path, storage_options=delta_storage_options(self.path))
         else:
             self._table.update_incremental()  # other replicas' commits, adoptions among them
         app = _APP + owner
@@ -346,7 +395,7 @@ def logged_request(path: str | Path, request_id: str) -> list[dict[str, Any]]:
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        table = DeltaTable(str(path))
+        table = DeltaTable(str(path), storage_options=delta_storage_options(path))
     except TableNotFoundError:
         raise FileNotFoundError(f"no prediction log at {path}") from None
     rows = table.to_pyarrow_dataset().to_table(filter=pc.field("request_id") == request_id).to_pylist()

@@ -68,6 +68,7 @@ class AppSettings:
     log_flush_seconds: float = 5.0
     log_max_buffer_rows: int = 100_000
     log_wait_for_disk: bool = False
+    log_write_ahead: str | None = None  # the replicas' local write-ahead folder (None: the local log's _wal)
     feedback: str | None = None  # the Delta table of outcomes (POST /feedback); None: no prediction log
     feedback_lookback_days: int = 30
     watch: WatchSettings | None = None  # experiment.auto_promote or auto_rollback

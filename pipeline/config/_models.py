@@ -330,7 +330,10 @@ class TuningConfig(_Section):
     validation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0, description="of the training split")
     early_stopping: EarlyStopping | None = None
     trial_cpus: float = Field(default=0.5, gt=0.0, le=64, description="Ray CPUs reserved per trial")
-    storage: ProjectPath = Path("ray_results")
+    storage: DataLocation = Field(
+        default=Path("ray_results"),
+        description="where Tune keeps each sweep's state: a folder or s3://bucket/prefix",
+    )
     name: str | None = Field(
         default=None, min_length=1, description="default: a new <experiment>-sweep-<UTC time> per run"
     )
@@ -413,7 +416,14 @@ class PredictionLogConfig(_Section):
     the answer goes out (so it outlives a killed replica), committed in batches off the request path."""
 
     enabled: bool = True
-    path: ProjectPath = Path("prediction_log")
+    path: DataLocation = Field(
+        default=Path("prediction_log"), description="the Delta table: a folder or s3://bucket/prefix"
+    )
+    write_ahead_path: ProjectPath | None = Field(
+        default=None,
+        description="a local folder for the replicas' write-ahead files (default: <path>/_wal for a local "
+        "log, .pipeline/prediction_log_wal under the root for a log in a bucket)",
+    )
     flush_seconds: float = Field(default=5.0, gt=0, le=3600, description="how often each replica commits")
     max_buffer_rows: int = Field(
         default=100_000,
@@ -432,7 +442,9 @@ class PredictionLogConfig(_Section):
 class FeedbackConfig(_Section):
     """Outcomes of logged predictions (``POST /feedback``, ``python -m pipeline feedback``): a Delta table."""
 
-    path: ProjectPath = Path("feedback")
+    path: DataLocation = Field(
+        default=Path("feedback"), description="the Delta table: a folder or s3://bucket/prefix"
+    )
     lookback_days: int = Field(
         default=30,
         ge=1,

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pipeline.errors import DataError
-from pipeline.storage.locations import Location
+from pipeline.storage.locations import Location, parse_location
 
 if TYPE_CHECKING:  # imported where used: the config, which checks locations, loads without pyarrow
     import pyarrow.fs as pafs
@@ -76,11 +77,14 @@ def filesystem(location: Location, timeout: float = DEFAULT_TIMEOUT_S) -> tuple[
     return pafs.S3FileSystem(**options), f"{location.bucket}/{location.key}".rstrip("/")
 
 
-def delta_storage_options(location: Location) -> dict[str, str]:
-    """delta-rs's ``storage_options`` for a table at ``location``. Commits to S3 use conditional puts
+def delta_storage_options(location: Location | str | Path) -> dict[str, str]:
+    """delta-rs's ``storage_options`` for a table at ``location`` (a local path or a URI as text is parsed
+    first; an empty dict for a local table). Commits to S3 use conditional puts
     (``aws_conditional_put: etag``: a commit file is written only if absent, so two writers never both take
     one version; AWS S3 and S3-compatible servers that honour ``If-None-Match`` support it), not the
     unsafe-rename mode, which is safe for a single writer only."""
+    if not isinstance(location, Location):
+        location = parse_location(location, "path")
     if location.is_local or location.scheme != "s3":
         return {}
     endpoint = s3_endpoint()

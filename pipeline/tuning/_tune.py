@@ -8,7 +8,6 @@ import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from pipeline._console import Console
@@ -19,9 +18,9 @@ from pipeline.tracking import TrialRecord, config_hash, finish_sweep_run, log_tr
 from pipeline.tuning._failures import TRIAL_ERROR, is_system_failure, root_cause
 from pipeline.tuning._result import SweepResult, trial_cv
 from pipeline.tuning._space import SearchSpace, parse_space, trial_rungs, trials_at_a_time, tuning_objective
+from pipeline.tuning._storage import SweepStorage
 from pipeline.tuning._trainer import TRAINER_NAME, SparkTrainer, TrainerDescription, TrainerTimings
 
-_STATE_FILE = "pipeline_sweep.json"  # beside Tune's own experiment state: the MLflow parent run id
 # Tune's settings for one fit (read when it starts), unless the user has set their own:
 _TUNE_SETTINGS = {
     # Tune saves its experiment state (what --resume keeps as finished) every 10 s or more by default: a
@@ -53,7 +52,7 @@ def sweep_name(config: PipelineConfig, resume: bool = False) -> str:
         return tuning.name
     prefix = f"{config.tracking.experiment}-sweep-"
     if resume:
-        earlier = sorted(p.name for p in Path(tuning.storage).glob(f"{prefix}*") if p.is_dir())
+        earlier = SweepStorage.of(tuning.storage).names(prefix)
         if not earlier:
             raise SweepError(f"--resume: no sweep named {prefix}* under {tuning.storage}")
         return earlier[-1]
@@ -153,12 +152,10 @@ def run_sweep(
         raise SweepError("the config has no `tuning:` section")
     space = parse_space(config)
     tuning_objective(config)  # a metric of another task: refused before Spark starts
+    storage = SweepStorage.of(tuning.storage)  # a bucket that does not answer: one line, before Spark starts
     name = sweep_name(config, resume)
-    storage = Path(tuning.storage)
-    experiment_dir = storage / name
-    state_file = experiment_dir / _STATE_FILE
     started = time.monotonic()
-    _check_new_or_resumable(name, experiment_dir, resume)
+    _check_new_or_resumable(name, storage, resume)
     planned_cores = config.spark.num_executors * config.spark.executor_cores
     trainer, described = _start_trainer(
         config, next(iter(space.algorithms)), planned_cores, ingest_missing, console
@@ -174,10 +171,10 @@ def run_sweep(
     try:
         # The label's classes are known now: a multiclass label is judged by F1, and cannot be by AUC.
         metric, mode = tuning_objective(config, described.label_classes)
-        parent_run_id = _parent_run(config, name, metric, described, state_file, resume, concurrency.trials)
+        parent_run_id = _parent_run(config, name, metric, described, storage, resume, concurrency.trials)
         if resume:
-            console.step(f"Resuming {name} from {experiment_dir}: finished trials are kept")
-        tuner = _tuner(config, space, name, metric, mode, concurrency.trials, resume)
+            console.step(f"Resuming {name} from {storage.describe(name)}: finished trials are kept")
+        tuner = _tuner(config, space, name, metric, mode, concurrency.trials, resume, storage)
         grid, trials_seconds, search_seconds, timings = _fit(tuner, name, trainer)
         trials = _leaderboard(grid, metric, mode)
         log_trial_runs(config.tracking, parent_run_id, trials)
@@ -198,7 +195,7 @@ def run_sweep(
             raise SweepError(no_success_message(name, trials, parent_run_id))
         return SweepResult(
             name=name,
-            path=str(experiment_dir),
+            path=storage.describe(name),
             metric=metric,
             mode=mode,
             trials=trials,
@@ -237,14 +234,14 @@ def _fit(tuner: Any, name: str, trainer: Any) -> tuple[Any, float, float, Traine
     return grid, trials_seconds, search_seconds, timings
 
 
-def _check_new_or_resumable(name: str, experiment_dir: Path, resume: bool) -> None:
+def _check_new_or_resumable(name: str, storage: SweepStorage, resume: bool) -> None:
     from ray import tune
 
-    if resume and not tune.Tuner.can_restore(str(experiment_dir)):
-        raise SweepError(f"--resume: no sweep to resume at {experiment_dir}")
-    if not resume and experiment_dir.exists():
+    if resume and not tune.Tuner.can_restore(storage.sweep_path(name), storage_filesystem=storage.tune_filesystem):
+        raise SweepError(f"--resume: no sweep to resume at {storage.describe(name)}")
+    if not resume and storage.exists(name):
         raise SweepError(
-            f"a sweep named {name!r} already exists at {experiment_dir}: pass --resume to finish it, "
+            f"a sweep named {name!r} already exists at {storage.describe(name)}: pass --resume to finish it, "
             "or set tuning.name to start another"
         )
 
@@ -279,7 +276,14 @@ def _start_trainer(
 
 
 def _tuner(
-    config: PipelineConfig, space: Any, name: str, metric: str, mode: str, trials_at_once: int, resume: bool
+    config: PipelineConfig,
+    space: Any,
+    name: str,
+    metric: str,
+    mode: str,
+    trials_at_once: int,
+    resume: bool,
+    storage: SweepStorage,
 ) -> Any:
     """Tune's Tuner for the sweep (restored from its saved state for a resume)."""
     from ray import tune
@@ -287,10 +291,14 @@ def _tuner(
 
     tuning = config.tuning
     assert tuning is not None
-    storage = Path(tuning.storage)
     trainable = tune.with_resources(run_trial, {"cpu": tuning.trial_cpus})
     if resume:
-        return tune.Tuner.restore(str(storage / name), trainable=trainable, resume_errored=False)
+        return tune.Tuner.restore(
+            storage.sweep_path(name),
+            trainable=trainable,
+            resume_errored=False,
+            storage_filesystem=storage.tune_filesystem,
+        )
     space_params = param_space(config, space)
     scheduler = None
     if tuning.early_stopping is not None:
@@ -321,7 +329,8 @@ def _tuner(
         ),
         run_config=tune.RunConfig(
             name=name,
-            storage_path=str(storage),
+            storage_path=storage.tune_path,
+            storage_filesystem=storage.tune_filesystem,
             failure_config=tune.FailureConfig(max_failures=tuning.max_failures),
             verbose=1,
         ),
@@ -392,12 +401,13 @@ def _parent_run(
     name: str,
     metric: str,
     described: TrainerDescription,
-    state_file: Path,
+    storage: SweepStorage,
     resume: bool,
     concurrent_trials: int,
 ) -> str:
-    if resume and state_file.exists():
-        return str(json.loads(state_file.read_text())["parent_run_id"])
+    recorded = storage.parent_run(name) if resume else None
+    if recorded is not None:
+        return recorded
     tags = {**described.lineage, "config_hash": config_hash(config), "kind": "sweep"}
     tuning = config.tuning or TuningConfig()
     params = {
@@ -408,8 +418,7 @@ def _parent_run(
         "space": json.dumps(tuning.algorithms or {config.model.algorithm: tuning.space}),
     }
     run_id = start_sweep_run(config.tracking, name, tags, params)
-    state_file.parent.mkdir(parents=True, exist_ok=True)
-    state_file.write_text(json.dumps({"parent_run_id": run_id}))
+    storage.record_parent_run(name, run_id)
     return run_id
 
 

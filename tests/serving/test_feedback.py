@@ -14,6 +14,8 @@ import orjson
 import pytest
 from deltalake import DeltaTable
 
+from pipeline.storage import StorageError, delta_storage_options
+from serving._experiment import _latest_outcomes
 from serving._feedback import (
     FEEDBACK_SCHEMA,
     Outcome,
@@ -23,14 +25,22 @@ from serving._feedback import (
     record_feedback,
     unknown_outcomes,
 )
-from serving._prediction_log import AnsweredRequest, PredictionLog, create_log_table
+from serving._prediction_log import (
+    AnsweredRequest,
+    PredictionLog,
+    create_log_table,
+    is_delta_table,
+    logged_request,
+)
 from serving._requests import Refused
 
 MAX_ROWS = 100
 
 
-def _logged(path: Path, requests: dict[str, int], at: float | None = None) -> None:
-    log = PredictionLog(str(path), max_buffer_rows=1000)
+def _logged(
+    path: Path | str, requests: dict[str, int], at: float | None = None, write_ahead: Path | None = None
+) -> None:
+    log = PredictionLog(str(path), max_buffer_rows=1000, write_ahead=write_ahead)
     create_log_table(path)
     for request_id, rows in requests.items():
         outputs = orjson.dumps([{"prediction": 1.0}] * rows)
@@ -156,3 +166,31 @@ def test_predictions_older_than_the_lookback_are_unknown(tmp_path: Path) -> None
     today = dt.date(2026, 12, 1)
     assert unknown_outcomes(log, outcomes, lookback_days=30, today=today) == [Outcome("old", 0, 1.0)]
     assert unknown_outcomes(log, outcomes, lookback_days=90, today=today) == []
+
+
+def test_the_log_and_the_feedback_in_a_bucket(tmp_path: Path, bucket: str) -> None:
+    """Both tables in a bucket (moto's S3 API): the log's rows are written ahead to a local folder and
+    committed to the bucket; outcomes are checked against the log there and appended beside it."""
+    log, feedback = f"s3://{bucket}/serving/prediction_log", f"s3://{bucket}/serving/feedback"
+    assert not is_delta_table(log)
+    _logged(log, {"a": 2, "b": 1}, write_ahead=tmp_path / "wal")
+    assert is_delta_table(log) and [p for p in (tmp_path / "wal").rglob("*.wal")] == []  # committed, let go
+    assert [row["row"] for row in logged_request(log, "a")] == [0, 1]
+    create_feedback_table(feedback)
+    outcomes = [Outcome("a", 0, 1.0), Outcome("b", 0, 0.0), Outcome("zzz", 0, 1.0)]
+    report = record_feedback(log, feedback, outcomes, lookback_days=30, source="api")
+    assert report.accepted == 2 and report.unknown == [Outcome("zzz", 0, 1.0)]
+    assert _latest_outcomes(feedback) == {("a", 0): 1.0, ("b", 0): 0.0}
+    table = DeltaTable(feedback, storage_options=delta_storage_options(feedback))
+    assert table.version() == 1 and table.to_pyarrow_table().num_rows == 2
+    assert not list(tmp_path.glob("**/_delta_log"))  # nothing of either table on the local disk
+
+
+def test_a_log_in_a_missing_bucket_is_one_line_before_anything_is_written(s3_server: str) -> None:
+    with pytest.raises(StorageError) as caught:
+        create_log_table("s3://no-such-bucket-here/prediction_log")
+    assert str(caught.value).startswith(
+        "serving.prediction_log.path = 's3://no-such-bucket-here/prediction_log': no such bucket"
+    ), caught.value
+    with pytest.raises(StorageError, match=r"^serving.feedback.path = .*: no such bucket"):
+        create_feedback_table("s3://no-such-bucket-here/feedback")

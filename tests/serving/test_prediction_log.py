@@ -24,6 +24,7 @@ from serving._prediction_log import (
     create_log_table,
     log_table,
     sticky_key_hash,
+    write_ahead_folder,
 )
 from serving._wal import WAL_FOLDER
 from tests.conftest import PROJECT_ROOT
@@ -190,3 +191,13 @@ def test_metrics_text_reports_the_log() -> None:
     assert 'pipeline_prediction_log_rows_total{outcome="written"} 6' in text
     assert 'pipeline_prediction_log_rows_total{outcome="dropped"} 2' in text
     assert "pipeline_prediction_log_failed_writes_total 1" in text
+
+
+def test_a_log_in_a_bucket_writes_ahead_to_a_local_folder_of_its_own(tmp_path: Path) -> None:
+    local = tmp_path / "prediction_log"
+    assert write_ahead_folder(local, tmp_path) == local / WAL_FOLDER  # replicas sharing the disk adopt
+    first = write_ahead_folder("s3://lake/serving/prediction_log", tmp_path)
+    second = write_ahead_folder("s3://lake/other/prediction_log", tmp_path)
+    assert first.parent == tmp_path / ".pipeline" / "prediction_log_wal" and first != second  # never shared
+    with pytest.raises(ValueError, match="needs a local write-ahead folder"):
+        PredictionLog("s3://lake/serving/prediction_log", 100)

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import pyarrow.fs as pafs
 import pytest
 
+from pipeline.storage import filesystem, parse_location
 from tests.conftest import PROJECT_ROOT, cli_environment, run_cli
 
 # Starts engines of its own: left out of the quick loop (`pytest`), run by .ci/run.
@@ -42,14 +44,28 @@ def write_config(root: Path, tuning: str, algorithm: str = "random_forest", hype
     return path
 
 
-def recorded_finished(experiment: Path) -> set[str]:
-    """Ids of the trials Tune's saved experiment state records as TERMINATED (empty while none is, or
-    while the file is being rewritten)."""
-    for state in experiment.glob("experiment_state-*.json"):
-        with contextlib.suppress(OSError, ValueError, KeyError, IndexError, TypeError):
-            trials = [json.loads(item[0]) for item in json.loads(state.read_text())["trial_data"]]
-            return {trial["trial_id"] for trial in trials if trial["status"] == "TERMINATED"}
+def recorded_finished(fs: pafs.FileSystem, experiment: str) -> set[str]:
+    """Ids of the trials Tune's saved experiment state (in ``experiment`` on ``fs``: a folder or a bucket
+    prefix) records as TERMINATED (empty while none is, or while the file is being rewritten)."""
+    with contextlib.suppress(OSError):
+        for info in fs.get_file_info(pafs.FileSelector(experiment, allow_not_found=True)):
+            if not (info.base_name.startswith("experiment_state-") and info.base_name.endswith(".json")):
+                continue
+            with contextlib.suppress(OSError, ValueError, KeyError, IndexError, TypeError):
+                state = json.loads(fs.open_input_stream(info.path).read())
+                trials = [json.loads(item[0]) for item in state["trial_data"]]
+                return {trial["trial_id"] for trial in trials if trial["status"] == "TERMINATED"}
     return set()
+
+
+def trial_results(fs: pafs.FileSystem, experiment: str) -> dict[str, bytes]:
+    """Each trial folder's result.json, by folder name."""
+    results = {}
+    for info in fs.get_file_info(pafs.FileSelector(experiment, allow_not_found=True)):
+        result = f"{info.path}/result.json"
+        if info.type == pafs.FileType.Directory and fs.get_file_info(result).type == pafs.FileType.File:
+            results[info.base_name] = fs.open_input_stream(result).read()
+    return results
 
 
 def child_runs(root: Path) -> list[Any]:
@@ -175,12 +191,16 @@ def test_a_sweep_where_every_trial_fails_ends_with_one_line_naming_the_trial(tmp
 
 
 # Two CLI processes: about 6 minutes on a slow machine (2026-12-05).
-def test_resume_finishes_only_unfinished_trials(tmp_path: Path) -> None:
+def test_resume_from_a_bucket_finishes_only_unfinished_trials(tmp_path: Path, bucket: str) -> None:
+    """Tune's state in a bucket (tuning.storage: s3://..., on moto's S3 API): the driver killed mid-sweep,
+    ``tune --resume`` finds the sweep there and runs only what was not finished. (Local storage differs only in
+    the filesystem: tests/tuning/test_storage runs both through the same calls; every other sweep is local.)"""
     config = write_config(
         tmp_path,
-        "  search: grid\n  space: {numTrees: [2, 3, 4, 5]}\n  max_concurrent_trials: 1\n",
+        f"  search: grid\n  space: {{numTrees: [2, 3, 4, 5]}}\n  max_concurrent_trials: 1\n"
+        f"  storage: s3://{bucket}/tune\n",
     )
-    experiment = tmp_path / "ray_results" / "sweeps-sweep"
+    fs, experiment = filesystem(parse_location(f"s3://{bucket}/tune/sweeps-sweep", "tuning.storage"))
     said = tmp_path / "run-stderr.txt"
     with said.open("w") as stderr:
         process = subprocess.Popen(  # `run`: its Spark actor ingests the missing table first
@@ -198,27 +218,29 @@ def test_resume_finishes_only_unfinished_trials(tmp_path: Path) -> None:
         finished: set[str] = set()
         while time.monotonic() < deadline and not finished and process.poll() is None:
             time.sleep(0.5)
-            finished = recorded_finished(experiment)
-        finished = finished or recorded_finished(experiment)  # saved just before the process ended
+            finished = recorded_finished(fs, experiment)
+        finished = finished or recorded_finished(fs, experiment)  # saved just before the process ended
         assert finished, f"no trial recorded finished (exit code {process.poll()}): {said.read_text()[-3000:]}"
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the driver dies (with its local Ray) mid-sweep
         process.wait(timeout=60)
+    assert not (tmp_path / "ray_results").exists()  # Tune's state went to the bucket only
     # What a resume must keep: the trials Tune's saved state records as finished at the kill (the sweep
-    # saves it every 2 s; killed between two saves, a trial that had just finished is run again).
-    finished |= recorded_finished(experiment)  # saved again before the kill (or being rewritten: as before)
+    # saves it every few seconds; killed between two saves, a trial that had just finished is run again).
+    finished |= recorded_finished(fs, experiment)  # saved again before the kill (or being rewritten: as before)
     done_before = {
-        path.parent.name: path.read_text()
-        for path in experiment.glob("*/result.json")
-        if any(trial_id in path.parent.name for trial_id in finished)
+        name: text
+        for name, text in trial_results(fs, experiment).items()
+        if any(trial_id in name for trial_id in finished)
     }
     assert len(done_before) == len(finished), (finished, done_before)
 
     resumed = run_cli("tune", "--config", str(config), "--resume")
     assert resumed.returncode == 0, resumed.stderr[-4000:]
-    assert "4 trials" in resumed.stdout
+    assert "4 trials" in resumed.stdout and f"s3://{bucket}/tune/sweeps-sweep" in resumed.stdout
+    after = trial_results(fs, experiment)
     for trial_dir, text in done_before.items():
-        assert (experiment / trial_dir / "result.json").read_text() == text  # not rerun
+        assert after[trial_dir] == text  # not rerun
     assert len(child_runs(tmp_path)) == 4
 
 
