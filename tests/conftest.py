@@ -73,9 +73,8 @@ def s3_server() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture
-def bucket(s3_server: str) -> str:
-    """A new, empty bucket on the session's S3 server."""
+def new_bucket(s3_server: str) -> str:
+    """A new, empty bucket on the S3 server at ``s3_server``; its name."""
     import uuid
 
     import pyarrow.fs as pafs
@@ -84,6 +83,12 @@ def bucket(s3_server: str) -> str:
     host = s3_server.removeprefix("http://")
     pafs.S3FileSystem(endpoint_override=host, scheme="http", allow_bucket_creation=True).create_dir(name)
     return name
+
+
+@pytest.fixture
+def bucket(s3_server: str) -> str:
+    """A new, empty bucket on the session's S3 server."""
+    return new_bucket(s3_server)
 
 
 # The session's engines, and what is built on them: a test using one of these is marked `engines`.

@@ -2,7 +2,11 @@
 tree) and a truly better challenger (a random forest) on scikit-learn's wine data, whose outcomes are
 known (its labels); a bounded stream of requests, their outcomes posted as feedback, `compare --online`,
 `--apply` moving the aliases and reloading the app, `rollback`; and `score`, whose batch outputs equal the
-served answers of the same version."""
+served answers of the same version.
+
+Everything but the MLflow store is in one bucket (moto's S3 API), as on a cluster with no shared disk: the
+Delta table it trains on, the models' artifacts (the variants load from there, ONNX and Spark alike), the
+prediction log and the feedback table (tests/serving/test_serve_app holds them in local folders)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -30,7 +35,7 @@ from pipeline.storage import delta_storage_options, filesystem, parse_location
 from pipeline.tracking import CHALLENGER, connect, find_version
 from serving import deploy
 from serving._watch import watcher_history
-from tests.conftest import example_config
+from tests.conftest import example_config, new_bucket
 from tests.serving._live import live_app
 from tests.test_cli_train import registry_cli
 
@@ -45,11 +50,14 @@ REQUESTS, RECORDS = 200, 20
 
 
 @pytest.fixture(scope="module")
-def experiment(spark: Any, trainings: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def experiment(
+    spark: Any, trainings: Any, lake: Path, tmp_path_factory: pytest.TempPathFactory, s3_server: str
+) -> Any:
     store = tmp_path_factory.mktemp("experiment")
+    lake_bucket = f"s3://{new_bucket(s3_server)}"
     tracking = {
         "uri": f"sqlite:///{store}/mlflow.db",
-        "artifact_location": str(store / "art"),
+        "artifact_location": f"{lake_bucket}/artifacts",
         "registered_model": "experiment",
         "experiment": "experiment",
         "alias": "auto",
@@ -59,11 +67,11 @@ def experiment(spark: Any, trainings: Any, lake: Path, tmp_path_factory: pytest.
         "variants": {"champion": {"weight": 0.5}, "challenger": {"weight": 0.5}},
         "shadow": "challenger",
         "refresh_seconds": 0.2,
-        "prediction_log": {"path": str(store / "prediction_log"), "flush_seconds": 0.5},
-        "feedback": {"path": str(store / "feedback")},
+        "prediction_log": {"path": f"{lake_bucket}/serving/prediction_log", "flush_seconds": 0.5},
+        "feedback": {"path": f"{lake_bucket}/serving/feedback"},
     }
     wine = {
-        "source": {"format": "delta", "path": "data/demo/wine"},
+        "source": {"format": "delta", "path": f"{lake_bucket}/demo/wine"},
         "label": "label",
         "ingest": {"generate": {"generator": "wine", "seed": 42}},
     }
@@ -74,13 +82,13 @@ def experiment(spark: Any, trainings: Any, lake: Path, tmp_path_factory: pytest.
         "data": wine,
         "features": {"drop": ["sample_id"]},
     }
-    trained = {}
+    trained: dict[str, Any] = {}
     for algorithm, model in [
         ("decision_tree", {"hyperparameters": {"maxDepth": 1}}),  # v1: @champion
         ("random_forest", {}),
     ]:  # v2: @challenger
         config = example_config(algorithm, lake, **sections, model=model)
-        if not (Path(config.data.source.path) / "_delta_log").is_dir():
+        if not trained:  # the new bucket's table, once
             ingest(spark, config.data)
         trained[algorithm] = trainings.train_and_register(config)
     raw = config.model_dump(mode="json")  # the CLI's view of the same project
@@ -88,8 +96,14 @@ def experiment(spark: Any, trainings: Any, lake: Path, tmp_path_factory: pytest.
     path = store / "experiment.yaml"
     path.write_text(yaml.safe_dump(raw))
     shared = {"config": config, "file": path, "trained": trained, "spark": spark, "store": store}
+    assert not list(store.rglob("_delta_log")) and not list(store.rglob("MLmodel"))  # all in the bucket
     with live_app(config, TOKEN) as client:
         yield {**shared, "client": client}
+
+
+def _table(path: Path | str) -> pa.Table:
+    """A Delta table's rows, local or in the bucket."""
+    return DeltaTable(str(path), storage_options=delta_storage_options(path)).to_pyarrow_table()
 
 
 def _champion_version(client: httpx.Client) -> str:
@@ -101,7 +115,9 @@ def test_feedback_compare_apply_and_rollback(
 ) -> None:
     client, config = experiment["client"], experiment["config"]
     prepared = experiment["trained"]["random_forest"].trained.prepared
-    rows = DeltaTable(str(config.data.source.path)).to_pyarrow_table().to_pylist()  # every labelled wine
+    loaded = client.get("/models").json()["variants"]  # both versions' artifacts came from the bucket
+    assert {name: info["ready"] for name, info in loaded.items()} == {"champion": True, "challenger": True}, loaded
+    rows = _table(config.data.source.path).to_pylist()  # every labelled wine
     outcomes: list[dict[str, Any]] = []
     variants: Counter[str] = Counter()
     for index in range(REQUESTS):  # a bounded stream of requests of RECORDS records each, the wines in turn
@@ -119,7 +135,7 @@ def test_feedback_compare_apply_and_rollback(
         assert posted.status_code == 200 and posted.json()["unknown"] == 0, posted.text
     logged = [
         row
-        for row in DeltaTable(str(config.serving.prediction_log.path)).to_pyarrow_table().to_pylist()
+        for row in _table(config.serving.prediction_log.path).to_pylist()
         if row["request_id"].startswith("exp-")
     ]
     keys = Counter((row["request_id"], row["row"], row["role"]) for row in logged)
@@ -162,7 +178,7 @@ def test_score_writes_every_row_with_lineage_and_equals_the_served_answers(exper
     output = store / "scores"
     run = score_source(spark, config, version, source, output, Console(quiet=True))
     table = DeltaTable(str(output)).to_pyarrow_table()
-    total = DeltaTable(str(source.path)).to_pyarrow_table().num_rows
+    total = _table(source.path).num_rows
     assert run.written.rows == table.num_rows == total  # one output row per input row
     assert set(table["model_version"].to_pylist()) == {"2"} and set(table["scorer"].to_pylist()) == {"spark"}
     assert set(table["source_delta_version"].to_pylist()) == {0} and run.source.endswith("(Delta version 0)")
@@ -177,7 +193,7 @@ def test_score_writes_every_row_with_lineage_and_equals_the_served_answers(exper
     # The same rows from a bucket into a bucket (`score --input s3://... --output s3://...`): the same answers.
     fs, key = filesystem(parse_location(f"s3://{bucket}/in/rows.parquet", "t"))
     with fs.open_output_stream(key) as out:
-        pq.write_table(DeltaTable(str(source.path)).to_pyarrow_table(), out)
+        pq.write_table(_table(source.path), out)
     in_bucket = TableSource.model_validate({"format": "parquet", "path": f"s3://{bucket}/in/rows.parquet"})
     remote = score_source(spark, config, version, in_bucket, f"s3://{bucket}/scores", Console(quiet=True))
     storage = delta_storage_options(parse_location(f"s3://{bucket}/scores", "t"))
