@@ -73,6 +73,9 @@ def test_compose_runs_existing_commands_on_configs_that_load_and_publishes_on_lo
         if not command:
             continue
         environment = {key: str(value) for key, value in service.get("environment", {}).items()}
+        # An object store's keys come from an optional file, never from this one (README "Data in a bucket").
+        assert {"path": "object-store.env", "required": False} in service.get("env_file", []), name
+        assert not [key for key in environment if key.startswith("AWS_")], name
         if command[:3] == ["python", "-m", "pipeline"]:
             args = build_parser().parse_args(command[3:])
             config = load_config(PROJECT_ROOT / args.config, environ=environment)

@@ -20,6 +20,7 @@ from ray.serve.schema import HTTPOptionsSchema, ServeApplicationSchema, ServeDep
 from pipeline.cli import build_parser, main
 from pipeline.config import config_from_dict
 from pipeline.k8s import SERVE_IMPORT_PATH
+from pipeline.k8s._render import OBJECT_STORE_SECRET
 from tests.conftest import PROJECT_ROOT
 
 K8S = PROJECT_ROOT / "k8s"
@@ -126,6 +127,11 @@ def test_each_overlay_builds_and_validates_against_the_kubernetes_and_serve_sche
                 for variable in container.get("env", []):
                     reference = variable.get("valueFrom", {}).get("secretKeyRef")
                     assert reference is None or reference["name"] in secrets, reference
+                for source in container.get("envFrom", []):  # an optional Secret may be made later
+                    reference = source.get("secretRef")
+                    assert reference is None or reference.get("optional") or reference["name"] in secrets, source
+                if "ray" in container["name"] or container["name"] == "mlflow":  # what reads or writes data
+                    assert {"secretRef": {"name": OBJECT_STORE_SECRET, "optional": True}} in container["envFrom"]
             for volume in spec.get("volumes", []):
                 claim = volume.get("persistentVolumeClaim")
                 assert claim is None or claim["claimName"] in claims, claim
@@ -173,3 +179,33 @@ def test_the_pod_monitors_select_the_ray_pods_and_scrape_ports_they_name() -> No
                 containers = template["spec"]["containers"]
                 ports = {port["name"] for container in containers for port in container["ports"]}
                 assert endpoint["port"] in ports, (monitor["metadata"]["name"], endpoint, ports)
+
+
+def test_locations_in_a_bucket_render_with_the_keys_in_no_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """config/k8s.yaml with its data, Tune state, prediction log and feedback in a bucket: the locations reach
+    the ConfigMap and the RayService's config; the keys (in this environment, as a user's shell has them)
+    reach no manifest: the pods take them from the Secret."""
+    text = (PROJECT_ROOT / "config" / "k8s.yaml").read_text()
+    text = text.replace("path: data/demo/transactions", "path: s3://lake/demo/transactions")
+    text = text.replace("  storage: ray_results", "  storage: s3://lake/tune")
+    text = text.replace(
+        "serving:\n",
+        "serving:\n  prediction_log: {path: s3://lake/serving/prediction_log}\n"
+        "  feedback: {path: s3://lake/serving/feedback}\n",
+    )
+    config = tmp_path / "bucket.yaml"
+    config.write_text(text)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIA-NOT-IN-ANY-MANIFEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-not-in-any-manifest")
+    assert main(["k8s", "render", "--config", str(config), "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    rendered = {path.name: path.read_text() for path in (tmp_path / "out").iterdir()}
+    assert not [name for name, body in rendered.items() if "NOT-IN-ANY" in body or "not-in-any" in body]
+    service = yaml.safe_load(rendered["rayservice.yaml"])
+    served = yaml.safe_load(service["spec"]["serveConfigV2"])["applications"][0]["args"]["config"]
+    assert served["serving"]["prediction_log"]["path"] == "s3://lake/serving/prediction_log"
+    assert served["serving"]["feedback"]["path"] == "s3://lake/serving/feedback"
+    for location in ("s3://lake/demo/transactions", "s3://lake/tune", "s3://lake/serving/feedback"):
+        assert location in rendered["config.yaml"], location
