@@ -123,7 +123,8 @@ def online_compared(config: PipelineConfig, a_reference: str, b_reference: str, 
     if not is_delta_table(log.path):
         raise PipelineError(f"compare --online: no prediction log at {log.path} (serve with the log on)")
     rules = experiment_rules(experiment, alpha)
-    report = online_report(log.path, feedback.path, a.version, b.version, rules)
+    weights = {name: variant.weight for name, variant in config.serving.variants.items()}
+    report = online_report(log.path, feedback.path, a.version, b.version, rules, weights=weights)
     print(
         f"a = {a_reference} (version {a.version}, {a.algorithm}), b = {b_reference} (version {b.version}, "
         f"{b.algorithm})"
@@ -135,6 +136,8 @@ def online_compared(config: PipelineConfig, a_reference: str, b_reference: str, 
         f"alpha {rules.alpha:g}"
     )
     print_comparisons(report.comparisons)
+    if report.split is not None:
+        print(f"traffic: {report.split.describe()} (serving.variants' weights)")
     for found in report.guardrails:
         print(
             f"guardrail version {found.version}: {found.errors} of {found.rows} rows failed "

@@ -90,7 +90,9 @@ def _compare_and_apply(
     if online:
         found = online_compared(config, a, b, alpha)
         comparisons, b_version, run_id = found.report.comparisons, found.b_version, found.run_id
-        breached = [str(breach) for breach in found.report.breaches_of(b_version)]
+        breached = [f"guardrail: {breach}" for breach in found.report.breaches_of(b_version)]
+        if not found.report.trusted and found.report.split is not None:  # a wrong split biases any verdict
+            breached.append(f"traffic: {found.report.split.describe()}")
     else:
         offline = _compared(config, a, b, alpha or OFFLINE_ALPHA)
         comparisons, b_version, run_id, breached = offline.comparisons, offline.b.version, offline.run_id, []
@@ -99,7 +101,7 @@ def _compare_and_apply(
     except ValueError as error:
         raise PipelineError(str(error)) from None
     if not decision.promote or breached:
-        print(f"not promoted: {decision.reason}" + "".join(f"; guardrail: {line}" for line in breached))
+        print(f"not promoted: {decision.reason}" + "".join(f"; {line}" for line in breached))
         return 0
     print(f"promoted: {decision.reason}")
     _print_move(config, promote(config.tracking, b_version, reason=decision.reason, comparison_run_id=run_id))

@@ -279,6 +279,7 @@ def _watch_settings(config: PipelineConfig) -> WatchSettings | None:
         experiment.auto_promote,
         experiment.auto_rollback,
         experiment.check_seconds,
+        {name: variant.weight for name, variant in serving.variants.items()},
     )
 
 

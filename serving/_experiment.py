@@ -4,6 +4,8 @@ turned into the comparisons and guardrails of ``comparison``."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,16 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from comparison import Breach, Comparison, Guardrail, compare_routed, compare_shadowed, guardrail
+from comparison import (
+    Breach,
+    Comparison,
+    Guardrail,
+    SampleRatioCheck,
+    compare_routed,
+    compare_shadowed,
+    guardrail,
+    sample_ratio_mismatch,
+)
 from pipeline.config import ExperimentConfig, TrackingConfig
 from pipeline.storage import delta_storage_options
 
@@ -53,6 +64,13 @@ class OnlineReport:
     guardrails: list[Guardrail]  # a's, then b's
     outcomes: dict[str, int] = field(default_factory=dict)  # routed rows with an outcome, per version
     breaches: list[Breach] = field(default_factory=list)  # each limit a version passes
+    # The routed requests per variant against the configured weights (None: no weights given, or one variant)
+    split: SampleRatioCheck | None = None
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the traffic split fits the weights (a mismatch biases every comparison of the variants)."""
+        return self.split is None or not self.split.mismatch
 
     def breaches_of(self, version: str) -> list[Breach]:
         return [breach for breach in self.breaches if breach.version == version]
@@ -63,7 +81,7 @@ def _log_rows(log_path: str | Path, versions: tuple[str, str], since: str) -> pa
 
     wanted = pc.field("date") >= since
     wanted = wanted & (pc.field("route") == "predict") & pc.field("version").isin(list(versions))
-    columns = ["request_id", "row", "role", "version", "output", "latency_ms"]
+    columns = ["request_id", "row", "role", "variant", "version", "output", "latency_ms"]
     log = DeltaTable(str(log_path), storage_options=delta_storage_options(log_path))
     return log.to_pyarrow_dataset().to_table(columns=columns, filter=wanted)
 
@@ -104,14 +122,18 @@ def online_report(
     b: str,
     rules: ExperimentRules,
     today: dt.date | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> OnlineReport:
-    """Compare versions ``a`` and ``b`` on what they answered in the last ``rules.lookback_days`` days."""
+    """Compare versions ``a`` and ``b`` on what they answered in the last ``rules.lookback_days`` days; with
+    the variants' configured ``weights``, check that the requests routed to the variants serving them fit
+    those weights (sample ratio mismatch)."""
     since = ((today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=rules.lookback_days)).isoformat()
     rows = _log_rows(log_path, (a, b), since).to_pylist()
     outcomes = _latest_outcomes(feedback_path)
     routed: dict[str, tuple[list[float], list[float]]] = {a: ([], []), b: ([], [])}
     latency: dict[str, list[float]] = {a: [], b: []}
     failed: dict[str, list[bool]] = {a: [], b: []}
+    requests: Counter[str] = Counter()  # routed requests (their first record) per variant
     # (request, row) -> role -> (version, prediction): the requests both versions answered
     answers: dict[tuple[str, int], dict[str, tuple[str, float]]] = {}
     for row in rows:
@@ -120,6 +142,8 @@ def online_report(
         failed[version].append(error)
         if row["role"] != "shadow":  # a shadow answer's time is nobody's wait
             latency[version].append(row["latency_ms"])
+        if row["role"] == "routed" and row["row"] == 0:
+            requests[row["variant"]] += 1
         if prediction is None or key not in outcomes:
             continue
         if row["role"] == "routed":
@@ -147,7 +171,19 @@ def online_report(
     guardrails = [guardrail(version, latency[version], failed[version]) for version in (a, b)]
     breaches = [line for found in guardrails for line in found.breaches(rules.max_error_rate, rules.max_p99_ms)]
     counted = {version: len(routed[version][0]) for version in (a, b)}
-    return OnlineReport(a, b, comparisons, guardrails, counted, breaches)
+    split = _split(requests, weights)
+    return OnlineReport(a, b, comparisons, guardrails, counted, breaches, split)
+
+
+def _split(requests: Mapping[str, int], weights: Mapping[str, float] | None) -> SampleRatioCheck | None:
+    """The sample-ratio check over the variants that served the two versions in the window (another
+    variant's traffic is not in these rows), against their configured weights."""
+    if weights is None:
+        return None
+    serving = {name: weights.get(name, 0.0) for name in requests}
+    if len(serving) < 2:
+        return None
+    return sample_ratio_mismatch(requests, serving)
 
 
 def log_online_comparison(
@@ -168,6 +204,7 @@ def log_online_comparison(
         "mde": rules.mde,
         "metric": rules.metric,
         "breaches": "; ".join(map(str, report.breaches)) or "none",
+        "traffic_split": report.split.describe() if report.split is not None else "not checked",
     }
     figures = {f"{found.version}_p99_ms": found.p99_ms for found in report.guardrails}
     figures.update({f"{found.version}_error_rate": found.error_rate for found in report.guardrails})

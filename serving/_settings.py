@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.config import TrackingConfig
@@ -37,6 +37,7 @@ class WatchSettings:
     auto_promote: bool
     auto_rollback: bool
     check_seconds: float
+    weights: dict[str, float] = field(default_factory=dict)  # the variants' configured weights: the split's check
 
 
 @dataclass(frozen=True)

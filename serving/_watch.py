@@ -63,9 +63,17 @@ def check_once(settings: WatchSettings) -> str | None:
             moved = rollback(settings.tracking, reason, _record(settings, report, reason))
             return f"{reason}: @champion -> version {moved.version}"
     if settings.auto_promote and challenger is not None and challenger != champion:
-        report = online_report(settings.log_path, settings.feedback_path, champion, challenger, settings.rules)
+        report = online_report(
+            settings.log_path,
+            settings.feedback_path,
+            champion,
+            challenger,
+            settings.rules,
+            weights=settings.weights,
+        )
         decision = promotion_decision(report.comparisons[:1], settings.rules.metric)
-        if decision.promote and not report.breaches_of(challenger):
+        # A split that does not fit the weights (a sample ratio mismatch) biases the verdict: no move on it.
+        if decision.promote and report.trusted and not report.breaches_of(challenger):
             reason = f"auto promotion: {decision.reason}"
             run_id = _record(settings, report, reason)
             promote(settings.tracking, challenger, reason=reason, comparison_run_id=run_id)

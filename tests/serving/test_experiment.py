@@ -80,3 +80,26 @@ def test_routed_answers_shadow_pairs_and_guardrails_from_the_log_and_feedback(tm
         log_path, feedback_path, "1", "2", ExperimentRules(metric="accuracy", mde=0.1, min_samples=500)
     )
     assert fewer.comparisons[0].verdict == "no difference yet" and fewer.comparisons[0].samples_needed
+
+
+def test_the_routed_split_is_held_against_the_configured_weights(tmp_path: Path) -> None:
+    """Sample ratio mismatch over the variants that served the two versions: 300 requests to v1 and 200 to v2
+    fit weights 0.6/0.4 and not 0.5/0.5 (chi-square p = 8e-6), whose report is then not trusted."""
+    log_path, feedback_path = tmp_path / "prediction_log", tmp_path / "feedback"
+    create_log_table(log_path)
+    log = PredictionLog(str(log_path), max_buffer_rows=10_000)
+    for index in range(500):
+        log.offer(_answer(f"r{index}", "1" if index < 300 else "2", "routed", 1.0))
+    log.offer(_answer("r0", "2", "shadow", 1.0))  # a shadow answer is no routed request
+    log.offer(_answer("r-other", "7", "routed", 1.0))  # nor is another version's (its variant is not compared)
+    log.commit()
+    rules = ExperimentRules(metric="accuracy", mde=0.1)
+    assert online_report(log_path, feedback_path, "1", "2", rules).split is None  # no weights: not checked
+    fits = online_report(log_path, feedback_path, "1", "2", rules, weights={"v1": 0.6, "v2": 0.4, "v7": 1.0})
+    assert fits.split is not None and fits.split.counts == {"v1": 300, "v2": 200} and fits.trusted
+    skewed = online_report(log_path, feedback_path, "1", "2", rules, weights={"v1": 0.5, "v2": 0.5})
+    assert skewed.split is not None and not skewed.trusted
+    assert skewed.split.describe() == (
+        "sample ratio mismatch: v1 300 (60.0% vs 50.0%), v2 200 (40.0% vs 50.0%); chi-square p = 7.7e-06 "
+        "(threshold 0.001)"
+    )

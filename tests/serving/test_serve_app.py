@@ -17,10 +17,11 @@ import numpy as np
 import psutil
 import pytest
 import yaml
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from pipeline.config import PipelineConfig
 from pipeline.runtime import CURRENT_CLUSTER_FILE, free_port, haproxy_pids
+from pipeline.storage import delta_storage_options
 from pipeline.tracking import CHALLENGER, CHAMPION, connect
 from serving import deploy, shadow_log
 from serving._prediction_log import sticky_key_hash
@@ -579,12 +580,17 @@ def test_without_a_token_the_admin_routes_do_not_exist(served: Any) -> None:
 
 
 # A second Ray head and a Ray Job: about 7 minutes on a slow machine (2026-12-05).
-def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> None:
+def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path, bucket: str) -> None:
     """`serve --detach` on a Ray head of its own (a second cluster, another port), `POST /train` as a
-    Ray Job on it, then `serve --stop`."""
+    Ray Job on it, on the brief's bucket path (`"data_path": "s3://<bucket>/data/..."`), then `serve --stop`."""
     config = served["config"]
     port, dashboard_port = free_port(), free_port()
     lake = served["lake"]
+    # The demo table, copied into the bucket by delta-rs: the job reads it from there (its head, and so its
+    # driver, have the environment's keys and endpoint, as a user's shell gives them).
+    in_bucket = f"s3://{bucket}/data/demo/transactions"
+    demo = DeltaTable(str(lake / "data" / "demo" / "transactions")).to_pyarrow_table()
+    write_deltalake(in_bucket, demo, storage_options=delta_storage_options(in_bucket))
     raw = {
         "root": str(tmp_path),
         "ray": {"num_cpus": 2, "dashboard": True, "dashboard_port": dashboard_port},
@@ -598,7 +604,11 @@ def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> Non
             "alias": "none",
         },
         # Commits only when the app stops: what the test finds in the log was written by `serve --stop`.
-        "serving": {"port": port, "data_roots": [str(lake / "data")], "prediction_log": {"flush_seconds": 3600}},
+        "serving": {
+            "port": port,
+            "data_roots": [str(lake / "data"), f"s3://{bucket}/data"],
+            "prediction_log": {"flush_seconds": 3600},
+        },
     }
     path = tmp_path / "serve.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -662,7 +672,10 @@ def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> Non
             timeout=30,
         )
         assert outside.status_code == 403 and "outside the data roots" in outside.json()["detail"]["reason"]
-        body = {"algorithm": "decision_tree", "data_path": "demo/transactions"}  # quick to fit
+        beside = {"algorithm": "decision_tree", "data_path": f"s3://{bucket}/data-other/transactions"}
+        refused = httpx.post(f"{base}/train", json=beside, headers=AUTH, timeout=30)
+        assert refused.status_code == 403 and "outside the data roots" in refused.json()["detail"]["reason"]
+        body = {"algorithm": "decision_tree", "data_path": in_bucket}  # quick to fit
         unauthorised = httpx.post(f"{base}/train", json=body)
         assert unauthorised.status_code == 401
         submitted = httpx.post(f"{base}/train", json=body, headers=AUTH, timeout=60)
@@ -679,6 +692,8 @@ def test_cli_serve_detach_train_job_and_stop(served: Any, tmp_path: Path) -> Non
         assert (
             status["model"] == "served" and int(status["version"]) > 4 and status["algorithm"] == "decision_tree"
         )
+        trained_on = connect(config.tracking).get_model_version("served", status["version"]).tags
+        assert trained_on["data.path"] == in_bucket and trained_on["data.delta_version"] == "0", trained_on
         assert httpx.get(f"{base}/train/train-nope", headers=AUTH, timeout=30).status_code == 404
     finally:
         saved = json.loads((tmp_path / ".pipeline" / "serve-pipeline.json").read_text())

@@ -17,7 +17,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from pipeline.storage import filesystem, parse_location
-from tests.conftest import PROJECT_ROOT, cli_environment, run_cli
+from tests.conftest import PROJECT_ROOT, S3_SECRET, cli_environment, run_cli
 
 # Starts engines of its own: left out of the quick loop (`pytest`), run by .ci/run.
 pytestmark = pytest.mark.extended
@@ -242,6 +242,9 @@ def test_resume_from_a_bucket_finishes_only_unfinished_trials(tmp_path: Path, bu
     for trial_dir, text in done_before.items():
         assert after[trial_dir] == text  # not rerun
     assert len(child_runs(tmp_path)) == 4
+    # The bucket's keys came from the environment: in no output, log or MLflow record of either run.
+    store = (tmp_path / "mlruns" / "mlflow.db").read_bytes().decode("latin-1")
+    assert not [text for text in (said.read_text(), resumed.stdout, resumed.stderr, store) if S3_SECRET in text]
 
 
 def test_bad_data_stops_the_sweep_with_one_clear_line(tmp_path: Path) -> None:
