@@ -89,20 +89,53 @@ def ranking_metrics(
     als_model: Any, test: DataFrame, user: str, item: str, rating: str, k: int, relevant: float
 ) -> dict[str, float]:
     """precision@k and NDCG@k of the model's top-k items against each test user's relevant items."""
-    from pyspark.ml.evaluation import RankingEvaluator
     from pyspark.sql import functions as F
 
-    truth = (
-        test.where(F.col(rating) >= relevant)
-        .groupBy(user)
-        .agg(F.collect_list(F.col(item).cast("double")).alias("relevant"))
-    )
+    truth = _relevant_items(test, user, item, rating, relevant)
     if truth.limit(1).count() == 0:
         return {}
     recommended = als_model.recommendForUserSubset(truth.select(user), k).select(
         user, F.col("recommendations").getField(item).cast("array<double>").alias("recommended")
     )
-    joined = truth.join(recommended, on=user, how="inner")
+    return _ranked(truth.join(recommended, on=user, how="inner"), k)
+
+
+def popularity_baseline(
+    train: DataFrame, test: DataFrame, user: str, item: str, rating: str, k: int, relevant: float
+) -> dict[str, float]:
+    """precision@k and NDCG@k of the most-popular-items recommender: the k items most often rated relevant
+    in the training split (ties: the lower item id), the same list for every test user."""
+    from pyspark.sql import functions as F
+
+    truth = _relevant_items(test, user, item, rating, relevant)
+    if truth.limit(1).count() == 0:
+        return {}
+    popular = (
+        train.where(F.col(rating) >= relevant)
+        .groupBy(item)
+        .count()
+        .orderBy(F.desc("count"), F.asc(item))
+        .limit(k)
+        .collect()
+    )
+    top = F.array(*[F.lit(float(row[item])) for row in popular]) if popular else F.array().cast("array<double>")
+    return _ranked(truth.withColumn("recommended", top), k)
+
+
+def _relevant_items(test: DataFrame, user: str, item: str, rating: str, relevant: float) -> DataFrame:
+    """Each test user's relevant items (rated at least ``relevant``), as RankingEvaluator takes them."""
+    from pyspark.sql import functions as F
+
+    return (
+        test.where(F.col(rating) >= relevant)
+        .groupBy(user)
+        .agg(F.collect_list(F.col(item).cast("double")).alias("relevant"))
+    )
+
+
+def _ranked(joined: DataFrame, k: int) -> dict[str, float]:
+    from pyspark.ml.evaluation import RankingEvaluator
+
     metrics = {}
     for name, spark_name in (("precision_at_k", "precisionAtK"), ("ndcg_at_k", "ndcgAtK")):
         metrics[name] = _score(
@@ -114,7 +147,9 @@ def ranking_metrics(
 def baseline_metrics(
     task: str, train: DataFrame, test: DataFrame, label: str | None, **extra: Any
 ) -> dict[str, float]:
-    """What a trivial model scores: majority class, mean predictor, random clusters, global mean rating."""
+    """What a trivial model scores: majority class, mean predictor, random clusters; for a recommender the
+    global mean rating and, given ``user``, ``item``, ``k`` and ``relevant`` in ``extra``, the most-popular
+    items' precision@k and NDCG@k on the same test users."""
     from pyspark.sql import functions as F
 
     if task == "classification":
@@ -128,7 +163,14 @@ def baseline_metrics(
         deviation = F.col(label) - F.lit(mean)
         row = test.agg(F.sqrt(F.avg(deviation * deviation)), F.avg(F.abs(deviation))).first()
         assert row is not None
-        return {"rmse": row[0], "mae": row[1]} if task == "regression" else {"rmse": row[0]}
+        if task == "regression":
+            return {"rmse": row[0], "mae": row[1]}
+        ranking = {}
+        if "user" in extra:
+            ranking = popularity_baseline(
+                train, test, extra["user"], extra["item"], label, extra["k"], extra["relevant"]
+            )
+        return {"rmse": row[0], **ranking}
     if task == "clustering":
         k, features = extra["k"], extra["features"]
         random = test.withColumn("random_cluster", F.floor(F.rand(seed=1) * k).cast("int"))

@@ -322,6 +322,13 @@ def train(
         metrics = _metrics(prepared, predictions, model, prepared.test, config)
         sample = None if predictions is None else prediction_sample(predictions, prepared.label, test_rows)
         extra = {"k": prepared.hyperparameters.get("k", 2), "features": FEATURES_COL}
+        if prepared.task == "recommendation":  # the same k and relevance as the model's ranking metrics
+            extra = {
+                "user": config.model.user_column,
+                "item": config.model.item_column,
+                "k": config.evaluation.ranking_k,
+                "relevant": config.evaluation.relevant_rating,
+            }
         baseline_input = prepared.test if predictions is None else predictions
         baseline = baseline_metrics(prepared.task, train_frame, baseline_input, prepared.label, **extra)
     scored_sample = model.transform(prepared.test.limit(1))  # only its schema's slot metadata is read

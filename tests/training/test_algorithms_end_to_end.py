@@ -46,8 +46,15 @@ def test_algorithm_trains_registers_and_beats_baseline(
         assert int(version.tags["scorer.parity_rows"]) > 0
     report = render_report(trained)
     assert metric in report and "(better)" in report
-    if task == "recommendation":
-        assert {"precision_at_k", "ndcg_at_k"} <= set(trained.metrics)
+    if task == "recommendation":  # beside the most-popular-items recommender's, on the same test users
+        assert {"precision_at_k", "ndcg_at_k"} <= set(trained.metrics) & set(trained.baseline)
+        assert all(0 <= trained.baseline[name] <= 1 for name in ("precision_at_k", "ndcg_at_k")), trained.baseline
+        import mlflow
+
+        logged = (
+            mlflow.MlflowClient(tracking_uri=config.tracking.uri).get_run(run.registration.run_id).data.metrics
+        )
+        assert {"baseline_precision_at_k", "baseline_ndcg_at_k"} <= set(logged), logged
     if name in ("random_forest", "gbt", "decision_tree", "logistic_regression", "linear_regression", "glm"):
         assert trained.weights and all(isinstance(w, float) for _, w in trained.weights)
     _assert_plots_logged(config, run.registration.run_id, trained, task)
