@@ -13,11 +13,11 @@ from comparison._drift import (
     Profile,
     categorical_profile,
     drift_report,
-    holm,
     numeric_profile,
     profile_as_json,
     profile_from_json,
 )
+from comparison._multiple import holm, holm_corrected
 from comparison._offline import (
     auc,
     compare_auc,
@@ -81,6 +81,7 @@ __all__ = [
     "guardrail",
     "half_width",
     "holm",
+    "holm_corrected",
     "log_likelihood_ratio",
     "ndcg_at_k",
     "numeric_profile",

@@ -26,6 +26,7 @@ class Comparison:
     higher_is_better: bool = True
     confidence: float = 0.95
     samples_needed: int | None = None  # for the minimum detectable effect, while there is no difference yet
+    p_holm: float | None = None  # with the table's other metrics read as one family (Holm), when corrected
 
     def as_row(self) -> dict[str, object]:
         """One row of the report table (and of what is logged to MLflow)."""
@@ -38,6 +39,7 @@ class Comparison:
             "interval": f"[{low:.4g}, {high:.4g}]",
             "test": self.test,
             "p": self.p_value,
+            "p (Holm)": self.p_holm,
             "verdict": self.verdict,
             "samples": self.samples,
             "samples needed": self.samples_needed,

@@ -86,16 +86,21 @@ def feedback_command(config: PipelineConfig, args: argparse.Namespace) -> int:
 
 
 def print_comparisons(comparisons: Sequence[Comparison]) -> None:
-    """The comparison table: each metric's values, b - a with its interval, p-value, test and verdict."""
+    """The comparison table: each metric's values, b - a with its interval, p-value (and Holm's, when the
+    metrics are read as one family), test and verdict."""
     width = max([10, *(len(found.metric) for found in comparisons)])
-    print(f"{'metric':<{width}} {'a':>9} {'b':>9} {'b - a':>9} {'interval':>22} {'p':>9}  {'test':<42} verdict")
+    holm = any(found.p_holm is not None for found in comparisons)
+    p_columns = f"{'p':>9} {'Holm p':>9}" if holm else f"{'p':>9}"
+    print(f"{'metric':<{width}} {'a':>9} {'b':>9} {'b - a':>9} {'interval':>22} {p_columns}  {'test':<42} verdict")
     for found in comparisons:
         low, high = found.interval
         interval = f"[{low:+.4f}, {high:+.4f}]"
         needed = f" (about {found.samples_needed} more samples)" if found.samples_needed else ""
+        adjusted = found.p_value if found.p_holm is None else found.p_holm
+        p_values = f"{found.p_value:>9.3g}" + (f" {adjusted:>9.3g}" if holm else "")
         print(
             f"{found.metric:<{width}} {found.a:>9.4f} {found.b:>9.4f} {found.difference:>+9.4f} {interval:>22} "
-            f"{found.p_value:>9.3g}  {found.test:<42} {found.verdict}{needed}"
+            f"{p_values}  {found.test:<42} {found.verdict}{needed}"
         )
 
 

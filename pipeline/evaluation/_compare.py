@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from comparison import Comparison, compare_auc, compare_correctness, compare_errors
+from comparison import Comparison, compare_auc, compare_correctness, compare_errors, holm_corrected
 from pipeline.errors import PipelineError
 
 
@@ -42,7 +42,8 @@ def offline_comparisons(
     task: str, outcomes: PairedOutcomes, alpha: float = 0.05, experiment: tuple[str, float] | None = None
 ) -> list[Comparison]:
     """Classification: McNemar on correctness, and for two classes the paired bootstrap of the AUC (by the
-    probability of class 1). Regression: paired t-tests on absolute and on squared errors. ``experiment``
+    probability of class 1). Regression: paired t-tests on absolute and on squared errors. Several metrics
+    are read as one family: each verdict stands only on its Holm-adjusted p-value (``p_holm``). ``experiment``
     (its metric and minimum detectable effect) gives the metric in its units the rows still needed."""
 
     def mde(metric: str) -> float | None:
@@ -55,11 +56,12 @@ def offline_comparisons(
         a, b = outcomes.probability_a, outcomes.probability_b
         if a is not None and b is not None and a.shape[1] == 2 == b.shape[1] and len(np.unique(label)) == 2:
             found.append(compare_auc(label, a[:, 1], b[:, 1], alpha))
-        return found
+        return holm_corrected(found, alpha)
     if task == "regression":
         error_a, error_b = outcomes.prediction_a - label, outcomes.prediction_b - label
-        return [
+        errors = [
             compare_errors(np.abs(error_a), np.abs(error_b), "mae", alpha, mde("mae")),
             compare_errors(error_a**2, error_b**2, "mse", alpha, mde("mse")),
         ]
+        return holm_corrected(errors, alpha)
     raise PipelineError(f"compare: {task} models are not compared yet (classification and regression are)")
