@@ -152,7 +152,8 @@ def test_feedback_compare_apply_and_rollback(
     assert len(routed) == 1 and routed[0].endswith("b better"), compared.stdout
     assert "accuracy (shadow pairs)" in compared.stdout and "guardrail version 2: 0 of " in compared.stdout
     # The 200 routed requests against the 0.5/0.5 weights (a false mismatch at p < 0.001: 1 run in 1,000).
-    assert "traffic: split as configured: champion " in compared.stdout, compared.stdout
+    (split,) = [line for line in compared.stdout.splitlines() if line.startswith("traffic: ")]
+    assert split.startswith("traffic: split as configured: ") and "vs 50.0%" in split, split
 
     applied = cli("compare", "--config", str(experiment["file"]), "--online", "--apply")
     assert applied.returncode == 0, applied.stderr
