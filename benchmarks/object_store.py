@@ -35,6 +35,7 @@ from benchmarks.training import MODELS, declared_features
 from pipeline._console import Console
 from pipeline.algorithms import check_model
 from pipeline.config import GeneratedData, PipelineConfig, config_from_dict
+from tests.storage._moto import moto_process
 
 BUCKET = "bench"
 TARGET = 1.5  # train from the bucket within 1.5x the time from local disk (issue 29)
@@ -97,34 +98,20 @@ class PeakMemory:
 def s3_server() -> Iterator[str]:
     """moto's S3 server in a process of its own, with a bucket; this process's environment points at it
     (before Ray starts: its workers inherit it, as a user's do)."""
+    import boto3
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench-secret",
-        AWS_REGION="us-east-1",
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            time.sleep(0.2)
-        import boto3
-
+    with moto_process(port) as endpoint:
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench-secret",
+            AWS_REGION="us-east-1",
+        )
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
         yield endpoint
-    finally:
-        server.kill()
-        server.wait(timeout=30)
 
 
 def make_config(root: Path, table: str, heap: str, algorithm: str, params: dict[str, Any]) -> PipelineConfig:

@@ -3,14 +3,9 @@ through delta-rs, and each failure a user meets told in one line within a bound.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -30,6 +25,7 @@ from pipeline.storage import (
 )
 from pipeline.tuning._storage import SweepStorage
 from serving._prediction_log import create_log_table
+from tests.storage._moto import moto_process
 from tests.storage.conftest import SECRET
 
 
@@ -136,20 +132,7 @@ def test_keys_the_store_refuses_are_one_line_naming_the_setting(monkeypatch: pyt
     makes the bucket) it checks every request's keys, and refuses ours, as AWS refuses a wrong key."""
     import boto3
 
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            time.sleep(0.2)
-        endpoint = f"http://127.0.0.1:{port}"
+    with moto_process(free_port(), {"INITIAL_NO_AUTH_ACTION_COUNT": "1"}) as endpoint:
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="guarded")
         monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
         refused = r"the store refused the credentials \(AWS_ACCESS_KEY_ID\) for bucket 'guarded'$"
@@ -159,6 +142,3 @@ def test_keys_the_store_refuses_are_one_line_naming_the_setting(monkeypatch: pyt
             SweepStorage.of("s3://guarded/tune")
         with pytest.raises(StorageError, match=r"^serving.prediction_log.path = .*" + refused):
             create_log_table("s3://guarded/prediction_log")
-    finally:
-        server.kill()
-        server.wait(timeout=30)
