@@ -119,7 +119,9 @@ def make_config(root: Path, table: str, heap: str, algorithm: str, params: dict[
         "ray": {"dashboard": False},
         "spark": {
             "num_executors": 1,
-            "executor_cores": 2,
+            # One core of the machine's two: Ray Data's read and write tasks for the bucket need a CPU the
+            # executor does not hold (with both held, the first try stalled at the bucket write, CPUs idle).
+            "executor_cores": 1,
             "executor_memory": heap,
             "configs": {"spark.sql.shuffle.partitions": 8, "spark.ui.showConsoleProgress": False},
         },
