@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from pipeline.storage import check_reachable, delta_storage_options, is_object_store, parse_location
+from pipeline.storage import delta_storage_options, table_location
 from serving._requests import Refused
 
 FEEDBACK_SCHEMA = pa.schema(
@@ -122,13 +122,8 @@ def create_feedback_table(path: str | Path) -> None:
     """The empty feedback table, unless one is there."""
     from deltalake import DeltaTable
 
-    if is_object_store(path):
-        check_reachable(parse_location(path, "serving.feedback.path"), "serving.feedback.path")
-    else:
-        Path(path).mkdir(parents=True, exist_ok=True)
-    DeltaTable.create(
-        str(path), FEEDBACK_SCHEMA, mode="ignore", name="feedback", storage_options=delta_storage_options(path)
-    )
+    storage = table_location(path, "serving.feedback.path")
+    DeltaTable.create(str(path), FEEDBACK_SCHEMA, mode="ignore", name="feedback", storage_options=storage)
 
 
 def unknown_outcomes(

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from pipeline.storage import check_reachable, delta_storage_options, is_object_store, parse_location
+from pipeline.storage import delta_storage_options, is_object_store, table_location
 from serving._requests import parse_json
 from serving._wal import WAL_FOLDER, Frame, WriteAheadLog, encode, orphaned, read_segment, release, segment_number
 
@@ -180,17 +180,14 @@ def create_log_table(path: str | Path) -> None:
     """The empty log table, unless one is there (before the replicas start: they only append)."""
     from deltalake import DeltaTable
 
-    if is_object_store(path):
-        check_reachable(parse_location(path, "serving.prediction_log.path"), "serving.prediction_log.path")
-    else:
-        Path(path).mkdir(parents=True, exist_ok=True)
+    storage = table_location(path, "serving.prediction_log.path")
     DeltaTable.create(
         str(path),
         LOG_SCHEMA,
         mode="ignore",
         partition_by=[PARTITION],
         name="prediction_log",
-        storage_options=delta_storage_options(path),
+        storage_options=storage,
     )
 
 

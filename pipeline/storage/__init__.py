@@ -14,6 +14,7 @@ from pipeline.storage._filesystems import (
     describe,
     filesystem,
     s3_endpoint,
+    table_location,
 )
 from pipeline.storage.locations import (
     OBJECT_STORE_SCHEMES,
@@ -39,4 +40,5 @@ __all__ = [
     "is_object_store",
     "parse_location",
     "s3_endpoint",
+    "table_location",
 ]

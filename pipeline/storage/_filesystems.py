@@ -96,6 +96,17 @@ def delta_storage_options(location: Location | str | Path) -> dict[str, str]:
     return options
 
 
+def table_location(path: str | Path, field: str) -> dict[str, str]:
+    """Before a Delta table is created at ``path``: a bucket checked to answer (one line naming ``field``
+    otherwise), a local folder made; delta-rs's storage options for it."""
+    location = parse_location(path, field)
+    if location.is_local:
+        Path(location.key).mkdir(parents=True, exist_ok=True)
+    else:
+        check_reachable(location, field)
+    return delta_storage_options(location)
+
+
 def describe(location: Location) -> str:
     """What ``location`` resolves to, for ``info`` and error lines (no secret)."""
     if location.is_local:
